@@ -1,0 +1,1 @@
+"""Call other companies' JWT-authenticated APIs from Django, safely and fast."""

@@ -1,0 +1,56 @@
+"""The app's settings: one object with DEFAULTS, read lazily and reloaded on change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    "ENCRYPTION_KEYS": [],
+    "ALLOW_PRIVATE_NETWORKS": False,
+    # Seconds before expiry at which a cached token is replaced: covers clock skew plus
+    # the longest call (google-auth uses 225 s; SECURITY 21).
+    "TOKEN_REFRESH_MARGIN": 60,
+    "TOKEN_LOCK_TIMEOUT": 30,
+    "MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
+    "CONNECT_TIMEOUT": 5.0,
+    "DEADLINE_FACTOR": 3.0,
+    "RETRY_TOTAL": 3,
+    "RETRY_BACKOFF": 0.2,
+    "RETRY_AFTER_CAP": 60,
+    "POOL_MAXSIZE": 32,
+    "LOG_RETENTION_DAYS": 30,
+    "USER_AGENT": "django-integrations/0.1",
+}
+
+
+class IntegrationSettings:
+    """``INTEGRATIONS_<NAME>`` Django settings with DEFAULTS, cached until they change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid integrations setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = getattr(django_settings, f"INTEGRATIONS_{name}", DEFAULTS[name])
+        return self._cache[name]
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+app_settings = IntegrationSettings()
+
+
+@receiver(setting_changed)
+def _reload_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("INTEGRATIONS_"):
+        app_settings.reload()
+        from .crypto import keyring
+
+        keyring.cache_clear()

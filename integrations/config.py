@@ -1,0 +1,197 @@
+"""The configuration file (SPEC: Configuration file): atomic import, secret-free export.
+
+Import is an upsert by slug inside one transaction: the first bad entry raises
+``InvalidConfiguration`` naming the entry and the field, and nothing is written. Secret
+values are a string, ``{"env": "NAME"}`` or ``{"file": "path"}``, read at import; a
+secret that is ``null`` or absent keeps the stored value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
+
+from .exceptions import InvalidConfiguration, SecretDecryptionError
+from .models import Integration, LogCalls
+from .tokens import provider_class
+from .validation import validate_integration
+
+# Entry keys and the model fields they set, besides slug and auth.
+PLAIN_FIELDS = {
+    "name": str,
+    "base_url": str,
+    "enabled": bool,
+    "headers": dict,
+    "timeout": (int, float),
+    "log_calls": str,
+    "test_request": dict,
+    "follow_redirects": bool,
+    "ca_bundle": str,
+    "idempotency_header": str,
+}
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidConfiguration(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidConfiguration(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("integrations"), list):
+        raise InvalidConfiguration(f'{path} must hold {{"integrations": [...]}}')
+    return data
+
+
+@sensitive_variables("value", "text")
+def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str | None:
+    """A secret's plaintext from its configured form; None keeps the stored value."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"env"}:
+        name = str(value["env"])
+        text = os.environ.get(name)
+        if text is None:
+            raise InvalidConfiguration(
+                f"environment variable {name} is not set", entry=entry, field=field
+            )
+        return text
+    if isinstance(value, dict) and set(value) == {"file"}:
+        path = base_dir / str(value["file"])
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidConfiguration(
+                f"cannot read secret file {path}: {exc.strerror}", entry=entry, field=field
+            ) from None
+    raise InvalidConfiguration(
+        'a secret is a string, {"env": "NAME"} or {"file": "path"}', entry=entry, field=field
+    )
+
+
+def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, bool]:
+    """Build (unsaved) the integration an entry describes; raises InvalidConfiguration."""
+    if not isinstance(raw, dict):
+        raise InvalidConfiguration("must be a JSON object", entry=f"entry #{position}")
+    slug = raw.get("slug")
+    if not isinstance(slug, str) or not slug:
+        raise InvalidConfiguration("is required", entry=f"entry #{position}", field="slug")
+    unknown = sorted(set(raw) - set(PLAIN_FIELDS) - {"slug", "auth"})
+    if unknown:
+        raise InvalidConfiguration(f"unknown field(s) {', '.join(unknown)}", entry=slug)
+
+    integration = Integration.objects.filter(slug=slug).first()
+    created = integration is None
+    if integration is None:
+        integration = Integration(slug=slug, name=slug)
+    for name, kind in PLAIN_FIELDS.items():
+        if name in raw:
+            value = raw[name]
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                raise InvalidConfiguration("has the wrong type", entry=slug, field=name)
+            setattr(integration, name, value)
+    if integration.log_calls not in LogCalls.values:
+        raise InvalidConfiguration(
+            f"must be one of {', '.join(LogCalls.values)}", entry=slug, field="log_calls"
+        )
+
+    auth = raw.get("auth")
+    if auth is None and created:
+        raise InvalidConfiguration("is required", entry=slug, field="auth")
+    if auth is not None:
+        if not isinstance(auth, dict):
+            raise InvalidConfiguration("must be a JSON object", entry=slug, field="auth")
+        apply_auth(integration, auth, slug, base_dir)
+
+    errors = validate_integration(integration)
+    if errors:
+        name, messages = next(iter(errors.items()))
+        raise InvalidConfiguration(messages[0], entry=slug, field=name)
+    return integration, created
+
+
+def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_dir: Path) -> None:
+    auth_type = auth.get("type", integration.auth_type if integration.pk else None)
+    if not isinstance(auth_type, str):
+        raise InvalidConfiguration("is required", entry=slug, field="auth.type")
+    try:
+        cls = provider_class(auth_type)
+    except InvalidConfiguration as exc:
+        raise InvalidConfiguration(exc.message, entry=slug, field="auth.type") from None
+    changes = {
+        name: resolve_secret(auth.get(name), entry=slug, field=f"auth.{name}", base_dir=base_dir)
+        for name in cls.secret_fields
+    }
+    options = {k: v for k, v in auth.items() if k != "type" and k not in cls.secret_fields}
+    unknown = sorted(set(options) - set(cls.Options.base_fields))
+    if unknown:
+        raise InvalidConfiguration(
+            f"unknown option(s) {', '.join(unknown)} for {auth_type}", entry=slug, field="auth"
+        )
+    if auth_type != integration.auth_type and integration.pk:
+        # Another auth type's secrets mean nothing here: start from none.
+        integration.set_secrets({})
+    integration.auth_type = auth_type
+    integration.auth_config = options
+    try:
+        integration.update_secrets(changes)
+    except SecretDecryptionError as exc:
+        raise InvalidConfiguration(str(exc), entry=slug, field="auth") from None
+
+
+def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ImportResult:
+    """Upsert every entry, or nothing at all."""
+    base_dir = base_dir or Path.cwd()
+    entries = data.get("integrations")
+    if not isinstance(entries, list):
+        raise InvalidConfiguration('the file must hold {"integrations": [...]}')
+    seen: set[str] = set()
+    result = ImportResult()
+    with transaction.atomic():
+        for position, raw in enumerate(entries, start=1):
+            integration, created = apply_entry(raw, position, base_dir)
+            if integration.slug in seen:
+                raise InvalidConfiguration("appears twice in the file", entry=integration.slug)
+            seen.add(integration.slug)
+            integration.save()
+            (result.created if created else result.updated).append(integration.slug)
+    return result
+
+
+def export_entry(integration: Integration) -> dict[str, Any]:
+    cls = provider_class(integration.auth_type)
+    auth: dict[str, Any] = {"type": integration.auth_type, **integration.auth_config}
+    auth.update({name: None for name in cls.secret_fields})
+    entry: dict[str, Any] = {"slug": integration.slug}
+    entry.update({name: getattr(integration, name) for name in PLAIN_FIELDS})
+    entry["auth"] = auth
+    return entry
+
+
+def export_config(slugs: list[str] | None = None) -> dict[str, Any]:
+    """The configuration file for ``slugs`` (all when empty), every secret as null."""
+    queryset = Integration.objects.order_by("slug")
+    if slugs:
+        queryset = queryset.filter(slug__in=slugs)
+        missing = sorted(set(slugs) - set(queryset.values_list("slug", flat=True)))
+        if missing:
+            raise InvalidConfiguration(f"no integration with slug {', '.join(missing)}")
+    return {"integrations": [export_entry(integration) for integration in queryset]}

@@ -1,0 +1,76 @@
+"""One exception tree, rooted at IntegrationError.
+
+Exception messages must not contain sensitive information: no key, secret, token or
+assertion ever reaches ``str(exc)``.
+"""
+
+from django.core.exceptions import ImproperlyConfigured
+from requests import HTTPError
+
+
+class IntegrationError(Exception):
+    """Base of every error this app raises."""
+
+
+class IntegrationConfigurationError(IntegrationError, ImproperlyConfigured):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+class IntegrationNotFound(IntegrationError, LookupError):
+    """No integration has this slug."""
+
+
+class IntegrationDisabled(IntegrationError):
+    """The integration exists but is switched off."""
+
+
+class InvalidConfiguration(IntegrationError, ValueError):
+    """Configuration input is invalid; ``field`` names where."""
+
+    def __init__(self, message: str, *, field: str = "", entry: str = "") -> None:
+        self.field = field
+        self.entry = entry
+        prefix = ": ".join(part for part in (entry, field) if part)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.message = message
+
+
+class SecretDecryptionError(IntegrationError):
+    """A stored secret cannot be decrypted with the configured key ring (fail closed)."""
+
+
+class SecretUnavailable(IntegrationError):
+    """A secret source (environment variable, file) cannot be read."""
+
+
+class TokenError(IntegrationError):
+    """Minting or obtaining a token failed."""
+
+
+class TokenEndpointError(TokenError, HTTPError):
+    """A token endpoint refused; carries the OAuth ``error`` and ``error_description``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error: str = "",
+        error_description: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.error = error
+        self.error_description = error_description
+        super().__init__(message)
+
+
+class RequestRefused(IntegrationError, ValueError):
+    """A request was refused before it left: bad URL, blocked address, other host."""
+
+
+class ResponseTooLarge(IntegrationError):
+    """The response body exceeded the size cap."""
+
+
+class DeadlineExceeded(IntegrationError):
+    """The call ran past its overall deadline."""

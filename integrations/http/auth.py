@@ -1,0 +1,62 @@
+"""Token auth as a requests ``AuthBase``: puts the cached token on each request and,
+on a 401, replaces it once (SECURITY 13, 24)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.auth import AuthBase
+
+from ..tokens.base import Token, TokenProvider
+from ..tokens.cache import tokens
+
+TOKEN_ATTR = "_integrations_token"
+RETRIED_ATTR = "_integrations_retried"
+
+
+class TokenAuth(AuthBase):
+    def __init__(self, provider: TokenProvider, http: requests.Session) -> None:
+        self.provider = provider
+        # The session that token endpoints are called through (never the API session,
+        # whose auth would recurse).
+        self.http = http
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self.token_for(request)
+        self.provider.authorize(request, token)
+        setattr(request, TOKEN_ATTR, token)
+        request.register_hook("response", self.retry_on_401)
+        return request
+
+    def token_for(self, request: requests.PreparedRequest) -> Token:
+        provider = self.provider
+        if not provider.cacheable:
+            return provider.obtain(self.http, request)
+        return tokens.get(provider.cache_key, lambda: provider.obtain(self.http, None))
+
+    def retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or getattr(request, RETRIED_ATTR, False):
+            return response
+        refused: Token | None = getattr(request, TOKEN_ATTR, None)
+        if self.provider.cacheable:
+            tokens.invalidate(self.provider.cache_key, refused)
+        # Drain so the connection goes back to the pool before the retry.
+        response.content  # noqa: B018
+        response.close()
+        retry = request.copy()
+        setattr(retry, RETRIED_ATTR, True)
+        token = self.token_for(retry)
+        if refused is not None and token.value == refused.value:
+            # Another thread refreshed to the same token already refused: mint anew.
+            tokens.invalidate(self.provider.cache_key, token)
+            token = self.token_for(retry)
+        self.provider.authorize(retry, token)
+        setattr(retry, TOKEN_ATTR, token)
+        connection = response.connection
+        new_response: requests.Response = connection.send(retry, **kwargs)
+        new_response.history.append(response)
+        new_response.request = retry
+        setattr(new_response, "_integrations_attempts", 2)
+        return new_response

@@ -1,0 +1,182 @@
+"""Integrations (one remote API each) and the log of calls made to them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .crypto import associated_data, keyring
+from .exceptions import SecretDecryptionError
+
+
+class LogCalls(models.TextChoices):
+    ALL = "all", _("All calls")
+    ERRORS = "errors", _("Errors only")
+    NONE = "none", _("None (test calls are still logged)")
+
+
+class Integration(models.Model):
+    """A remote API and how to authenticate to it.
+
+    Auth settings are split by sensitivity: ``auth_config`` holds the auth type's plain
+    options (algorithm, claims, URLs), ``encrypted_secrets`` its secret options (keys,
+    shared secrets) as one AES-GCM ciphertext bound to this row. Adding an auth type is
+    a module in ``integrations.tokens``, never a migration.
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    base_url = models.CharField(
+        max_length=500, help_text=_("http or https; request paths are appended to it.")
+    )
+    enabled = models.BooleanField(default=True)
+    headers = models.JSONField(default=dict, blank=True, help_text=_("Sent with every call."))
+    timeout = models.FloatField(default=10.0, help_text=_("Read timeout in seconds."))
+    log_calls = models.CharField(max_length=10, choices=LogCalls.choices, default=LogCalls.ALL)
+    test_request = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_('{"method": "GET", "path": "health", "expect_status": [200]}'),
+    )
+    follow_redirects = models.BooleanField(
+        default=False,
+        help_text=_("Follow redirects; credentials are dropped when the host changes."),
+    )
+    ca_bundle = models.CharField(
+        max_length=500, blank=True, help_text=_("Path to a PEM CA bundle to trust.")
+    )
+    idempotency_header = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text=_("Header carrying an idempotency key; when set, POST calls are retried."),
+    )
+    auth_type = models.CharField(max_length=50, default="jwt_bearer")
+    auth_config = models.JSONField(default=dict, blank=True)
+    encrypted_secrets = models.TextField(blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("run_test_call", "Can run test calls")]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def __repr__(self) -> str:
+        return f"<Integration {self.slug!r} auth_type={self.auth_type!r}>"
+
+    # Secrets ---------------------------------------------------------------
+
+    def _aad(self) -> bytes:
+        return associated_data(self._meta.label_lower, str(self.uid), "encrypted_secrets")
+
+    def get_secrets(self) -> dict[str, str]:
+        """The decrypted secret options; raises SecretDecryptionError, never guesses."""
+        if not self.encrypted_secrets:
+            return {}
+        try:
+            plaintext = keyring().decrypt(self.encrypted_secrets, self._aad())
+        except SecretDecryptionError as exc:
+            raise SecretDecryptionError(f"integration {self.slug!r}: {exc}") from None
+        values: dict[str, str] = json.loads(plaintext)
+        return values
+
+    def set_secrets(self, values: dict[str, str]) -> None:
+        """Store these secret options, replacing all others."""
+        clean = {name: value for name, value in values.items() if value}
+        self.encrypted_secrets = (
+            keyring().encrypt(json.dumps(clean, sort_keys=True), self._aad()) if clean else ""
+        )
+
+    def update_secrets(self, changes: dict[str, str | None]) -> None:
+        """Merge changed secret options; ``None`` or absent keeps the stored value.
+
+        Fails closed: if the stored secrets cannot be decrypted, nothing is merged and
+        SecretDecryptionError is raised, so a secret we could not read is never lost.
+        """
+        changes = {name: value for name, value in changes.items() if value}
+        if not changes:
+            return
+        current = self.get_secrets()
+        current.update(changes)  # type: ignore[arg-type]
+        self.set_secrets(current)
+
+    def secret_names(self) -> list[str]:
+        return sorted(self.get_secrets())
+
+    def rotate_secrets(self) -> bool:
+        """Re-encrypt under the primary storage key; True when anything changed."""
+        if not self.encrypted_secrets or not keyring().needs_rotation(self.encrypted_secrets):
+            return False
+        self.set_secrets(self.get_secrets())
+        return True
+
+    @property
+    def auth_fingerprint(self) -> str:
+        """Changes whenever auth settings or secrets change: part of token cache keys."""
+        material = json.dumps(
+            [self.auth_type, self.auth_config, self.encrypted_secrets, self.base_url],
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+    # Validation -------------------------------------------------------------
+
+    def clean(self) -> None:
+        from .validation import validate_integration
+
+        errors = validate_integration(self)
+        if errors:
+            # Auth options live in one JSON field: name the option inside the message.
+            by_model_field: dict[str, list[str]] = {}
+            for name, messages in errors.items():
+                model_field, _, option = name.partition(".")
+                model_field = "auth_config" if model_field == "auth" else model_field
+                by_model_field.setdefault(model_field, []).extend(
+                    f"{option}: {m}" if option else m for m in messages
+                )
+            raise ValidationError(by_model_field)
+
+
+class CallSource(models.TextChoices):
+    ADMIN = "admin", _("Admin")
+    COMMAND = "command", _("Command")
+    API = "api", _("API")
+    TASK = "task", _("Task")
+
+
+class CallLog(models.Model):
+    """One call to a remote API (its retries counted in ``attempts``), redacted."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="call_logs"
+    )
+    source = models.CharField(max_length=10, choices=CallSource.choices)
+    is_test = models.BooleanField(default=False)
+    method = models.CharField(max_length=10)
+    url = models.CharField(max_length=1000, help_text=_("Without query values."))
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    error = models.TextField(blank=True)
+    request_id = models.CharField(max_length=200, blank=True)
+    token_kid = models.CharField(max_length=200, blank=True)
+    token_jti = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["integration", "-created_at"], name="calllog_integration_latest"),
+        ]
+
+    def __str__(self) -> str:
+        status = self.status_code if self.status_code is not None else "no response"
+        return f"{self.method} {self.url} → {status}"

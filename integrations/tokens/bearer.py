@@ -1,0 +1,48 @@
+"""``jwt_bearer``: the signed JWT itself is the credential (SPEC: auth types)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django import forms
+
+from .base import JWTOptions, JWTProvider, Token
+from .registry import register
+
+if TYPE_CHECKING:
+    import requests
+
+
+class BearerOptions(JWTOptions):
+    header_name = forms.CharField(initial="Authorization", required=False)
+    scheme = forms.CharField(
+        initial="Bearer", required=False, help_text="Empty sends the bare token."
+    )
+
+
+@register
+class BearerProvider(JWTProvider):
+    type = "jwt_bearer"
+    label = "JWT bearer (signed JWT on every call)"
+    Options = BearerOptions
+
+    def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
+        token, claims = self.mint(request)
+        return Token(
+            token,
+            expires_at=claims["exp"],
+            kid=self.signer.headers.get("kid", ""),
+            jti=str(claims.get("jti", "")),
+        )
+
+    def authorize(self, request: requests.PreparedRequest, token: Token) -> None:
+        header = self.options.get("header_name") or "Authorization"
+        scheme = self.options.get("scheme")
+        scheme = "Bearer" if scheme is None else scheme
+        request.headers[header] = f"{scheme} {token.value}" if scheme else token.value
+
+    @property
+    def credential_headers(self) -> tuple[str, ...]:
+        return (self.options.get("header_name") or "Authorization",)
+
+

@@ -1,0 +1,126 @@
+"""Validation of an integration as a whole; errors keyed by dotted field names.
+
+The same rules run on model save (``Integration.clean``), in admin forms and at import,
+so an operator cannot store a configuration the remote will refuse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .exceptions import InvalidConfiguration, SecretDecryptionError
+from .tokens import provider_class
+
+if TYPE_CHECKING:
+    from .models import Integration
+    from .tokens import TokenProvider
+
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def check_url(url: str, field: str) -> None:
+    """http/https with a host and no user:pass@ (SECURITY 10)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a malformed port)
+    except ValueError:
+        raise InvalidConfiguration("not a valid URL", field=field) from None
+    if parts.scheme not in {"http", "https"}:
+        raise InvalidConfiguration("must be an http or https URL", field=field)
+    if not parts.hostname:
+        raise InvalidConfiguration("has no host", field=field)
+    if parts.username is not None or parts.password is not None:
+        raise InvalidConfiguration(
+            "must not contain user:password@ (credentials belong in the auth settings)",
+            field=field,
+        )
+
+
+def auth_errors(
+    auth_type: str, options: dict[str, Any]
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Validate auth options (secrets included) with the type's Options form."""
+    try:
+        cls = provider_class(auth_type)
+    except InvalidConfiguration as exc:
+        return {"auth.type": [exc.message]}, {}
+    form = cls.Options(data=with_defaults(cls.Options, options))
+    if form.is_valid():
+        return {}, form.cleaned_data
+    errors = {
+        f"auth.{name}" if name != "__all__" else "auth": [str(m) for m in messages]
+        for name, messages in form.errors.items()
+    }
+    return errors, {}
+
+
+def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Options with each absent field at its ``initial``: a configuration file states
+    only what differs from the defaults, and a bound form would read absent as empty."""
+    data: dict[str, Any] = {}
+    for name, field in form_class.base_fields.items():
+        initial = field.initial() if callable(field.initial) else field.initial
+        if initial is not None:
+            data[name] = initial
+    data.update({name: value for name, value in options.items() if value is not None})
+    return data
+
+
+def validate_integration(integration: Integration) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+
+    def fail(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    try:
+        check_url(integration.base_url or "", "base_url")
+    except InvalidConfiguration as exc:
+        fail("base_url", exc.message)
+    if not isinstance(integration.headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in integration.headers.items()
+    ):
+        fail("headers", "must be a JSON object of header names to string values")
+    if integration.timeout is None or not 0 < integration.timeout <= 300:
+        fail("timeout", "must be between 0 and 300 seconds")
+    check_test_request(integration.test_request, fail)
+
+    try:
+        secrets = integration.get_secrets()
+    except SecretDecryptionError as exc:
+        fail("auth", str(exc))
+        return errors
+    auth, _ = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
+    errors.update(auth)
+    return errors
+
+
+def check_test_request(test_request: Any, fail: Any) -> None:
+    if not test_request:
+        return
+    if not isinstance(test_request, dict):
+        fail("test_request", "must be a JSON object")
+        return
+    unknown = sorted(set(test_request) - {"method", "path", "expect_status"})
+    if unknown:
+        fail("test_request", f"unknown field(s) {', '.join(unknown)}")
+    method = str(test_request.get("method", "GET")).upper()
+    if method not in HTTP_METHODS:
+        fail("test_request", f"method {method!r} is not an HTTP method")
+    if not isinstance(test_request.get("path", ""), str):
+        fail("test_request", "path must be a string")
+    expect = test_request.get("expect_status", [])
+    if not isinstance(expect, list) or not all(
+        isinstance(code, int) and 100 <= code <= 599 for code in expect
+    ):
+        fail("test_request", "expect_status must be a list of HTTP status codes")
+
+
+def build_provider(integration: Integration) -> TokenProvider:
+    """The integration's token provider, from validated options and decrypted secrets."""
+    secrets = integration.get_secrets()
+    errors, cleaned = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
+    if errors:
+        field, messages = next(iter(errors.items()))
+        raise InvalidConfiguration(messages[0], field=field, entry=integration.slug)
+    return provider_class(integration.auth_type)(integration, cleaned)
