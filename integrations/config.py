@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
@@ -44,10 +45,13 @@ class ImportResult:
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
+    """The parsed configuration file; InvalidConfiguration if unreadable or malformed."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidConfiguration(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidConfiguration(f"{path} is not UTF-8 text") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -61,39 +65,65 @@ def read_file(path: str | Path) -> dict[str, Any]:
 
 @sensitive_variables("value", "text")
 def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str | None:
-    """A secret's plaintext from its configured form; None keeps the stored value."""
+    """A secret's plaintext from its configured form; None keeps the stored value.
+
+    A file's trailing line break is dropped (``echo secret > file`` adds one). An empty
+    value is refused rather than read as "keep": only null means keep.
+    """
     if value is None:
         return None
     if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and set(value) == {"env"}:
-        name = str(value["env"])
-        text = os.environ.get(name)
-        if text is None:
+        text, source = value, "the value"
+    elif isinstance(value, dict) and set(value) == {"env"} and isinstance(value["env"], str):
+        name = value["env"]
+        env_text = os.environ.get(name)
+        if env_text is None:
             raise InvalidConfiguration(
                 f"environment variable {name} is not set", entry=entry, field=field
             )
-        return text
-    if isinstance(value, dict) and set(value) == {"file"}:
-        path = base_dir / str(value["file"])
+        text, source = env_text, f"environment variable {name}"
+    elif isinstance(value, dict) and set(value) == {"file"} and isinstance(value["file"], str):
+        path = base_dir / value["file"]
         try:
-            return path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidConfiguration(
                 f"cannot read secret file {path}: {exc.strerror}", entry=entry, field=field
             ) from None
-    raise InvalidConfiguration(
-        'a secret is a string, {"env": "NAME"} or {"file": "path"}', entry=entry, field=field
-    )
+        except UnicodeDecodeError:
+            raise InvalidConfiguration(
+                f"secret file {path} is not UTF-8 text", entry=entry, field=field
+            ) from None
+        text = text.removesuffix("\n").removesuffix("\r")
+        source = f"secret file {path}"
+    else:
+        raise InvalidConfiguration(
+            'a secret is a string, {"env": "NAME"}, {"file": "path"} or null (keep the '
+            "stored value)",
+            entry=entry,
+            field=field,
+        )
+    if not text:
+        raise InvalidConfiguration(
+            f"{source} is empty (use null to keep the stored secret)", entry=entry, field=field
+        )
+    return text
 
 
-def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, bool]:
-    """Build (unsaved) the integration an entry describes; raises InvalidConfiguration."""
+def entry_slug(raw: Any, position: int) -> str:
+    """The entry's slug, or InvalidConfiguration naming the entry by position."""
     if not isinstance(raw, dict):
         raise InvalidConfiguration("must be a JSON object", entry=f"entry #{position}")
     slug = raw.get("slug")
     if not isinstance(slug, str) or not slug:
         raise InvalidConfiguration("is required", entry=f"entry #{position}", field="slug")
+    return slug
+
+
+@sensitive_variables("raw", "auth")
+def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, bool]:
+    """Build (unsaved) the integration an entry describes; raises InvalidConfiguration."""
+    slug = entry_slug(raw, position)
     unknown = sorted(set(raw) - set(PLAIN_FIELDS) - {"slug", "auth"})
     if unknown:
         raise InvalidConfiguration(f"unknown field(s) {', '.join(unknown)}", entry=slug)
@@ -121,6 +151,12 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
             raise InvalidConfiguration("must be a JSON object", entry=slug, field="auth")
         apply_auth(integration, auth, slug, base_dir)
 
+    try:
+        # Model field rules the JSON types above do not cover: slug format, lengths.
+        integration.clean_fields(exclude=["encrypted_secrets", "auth_config"])
+    except ValidationError as exc:
+        name, messages = next(iter(exc.message_dict.items()))
+        raise InvalidConfiguration(" ".join(messages), entry=slug, field=name) from None
     errors = validate_integration(integration)
     if errors:
         name, messages = next(iter(errors.items()))
@@ -128,6 +164,7 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
     return integration, created
 
 
+@sensitive_variables("auth", "changes")
 def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_dir: Path) -> None:
     auth_type = auth.get("type", integration.auth_type if integration.pk else None)
     if not isinstance(auth_type, str):
@@ -146,37 +183,51 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
         raise InvalidConfiguration(
             f"unknown option(s) {', '.join(unknown)} for {auth_type}", entry=slug, field="auth"
         )
-    if auth_type != integration.auth_type and integration.pk:
-        # Another auth type's secrets mean nothing here: start from none.
-        integration.set_secrets({})
-    integration.auth_type = auth_type
-    integration.auth_config = options
     try:
+        if auth_type != integration.auth_type and integration.pk:
+            # Another auth type's secrets mean nothing here: start from none, but only
+            # after proving the stored ones are readable, so a wrong key ring fails the
+            # import instead of silently discarding what it could not read.
+            integration.get_secrets()
+            integration.set_secrets({})
         integration.update_secrets(changes)
     except SecretDecryptionError as exc:
-        raise InvalidConfiguration(str(exc), entry=slug, field="auth") from None
+        raise InvalidConfiguration(
+            f"{exc}; nothing was changed (fix INTEGRATIONS_ENCRYPTION_KEYS first)",
+            entry=slug,
+            field="auth",
+        ) from None
+    integration.auth_type = auth_type
+    integration.auth_config = options
 
 
+@sensitive_variables("data", "entries", "raw")
 def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ImportResult:
     """Upsert every entry, or nothing at all."""
     base_dir = base_dir or Path.cwd()
     entries = data.get("integrations")
     if not isinstance(entries, list):
         raise InvalidConfiguration('the file must hold {"integrations": [...]}')
+    unknown = sorted(set(data) - {"integrations"})
+    if unknown:
+        raise InvalidConfiguration(f"unknown top-level field(s) {', '.join(unknown)}")
     seen: set[str] = set()
+    for position, raw in enumerate(entries, start=1):
+        slug = entry_slug(raw, position)
+        if slug in seen:
+            raise InvalidConfiguration(f"appears twice in the file (entry #{position})", entry=slug)
+        seen.add(slug)
     result = ImportResult()
     with transaction.atomic():
         for position, raw in enumerate(entries, start=1):
             integration, created = apply_entry(raw, position, base_dir)
-            if integration.slug in seen:
-                raise InvalidConfiguration("appears twice in the file", entry=integration.slug)
-            seen.add(integration.slug)
             integration.save()
             (result.created if created else result.updated).append(integration.slug)
     return result
 
 
 def export_entry(integration: Integration) -> dict[str, Any]:
+    """One configuration-file entry; every secret field is null."""
     cls = provider_class(integration.auth_type)
     auth: dict[str, Any] = {"type": integration.auth_type, **integration.auth_config}
     auth.update({name: None for name in cls.secret_fields})

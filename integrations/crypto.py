@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import app_settings
 from .exceptions import IntegrationConfigurationError, SecretDecryptionError
@@ -28,10 +29,24 @@ PREFIX = "enc:v1:"
 NONCE_BYTES = 12
 
 
+def configured_keys() -> list[str]:
+    """``INTEGRATIONS_ENCRYPTION_KEYS`` as a list of key strings.
+
+    Accepts a list or a comma-separated string: iterating a string set by hand in
+    settings.py would otherwise yield one "key" per character.
+    """
+    value = app_settings.ENCRYPTION_KEYS
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+@sensitive_variables("text", "raw")
 def parse_key(text: str) -> bytes:
     """Decode one storage key (32 random bytes, URL-safe base64, as Fernet prints)."""
     try:
-        raw = base64.urlsafe_b64decode(text.strip().encode("ascii"))
+        # validate=True: the lenient decoder silently drops characters outside the
+        # alphabet, so a mangled key could decode to something else.
+        raw = base64.b64decode(text.strip().encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise IntegrationConfigurationError(
             "INTEGRATIONS_ENCRYPTION_KEYS holds a key that is not URL-safe base64"
@@ -50,6 +65,7 @@ def key_id(raw: bytes) -> str:
 
 
 def associated_data(label: str, row_id: str, field_name: str) -> bytes:
+    """What a ciphertext is bound to: app.model, the row's stable id and the field."""
     return f"{label}|{row_id}|{field_name}".encode()
 
 
@@ -60,6 +76,7 @@ class KeyRing:
     keys: tuple[bytes, ...] = field(repr=False)
 
     @classmethod
+    @sensitive_variables("texts")
     def from_strings(cls, texts: list[str] | tuple[str, ...]) -> KeyRing:
         return cls(tuple(parse_key(text) for text in texts if text.strip()))
 
@@ -80,6 +97,7 @@ class KeyRing:
             )
         return self.keys[0]
 
+    @sensitive_variables("plaintext")
     def encrypt(self, plaintext: str, aad: bytes) -> str:
         primary = self._primary()
         nonce = os.urandom(NONCE_BYTES)
@@ -87,11 +105,16 @@ class KeyRing:
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
         return f"{PREFIX}{key_id(primary)}:{body}"
 
+    @sensitive_variables("plaintext", "raw")
     def decrypt(self, token: str, aad: bytes) -> str:
         kid, body = self._split(token)
         by_id = {key_id(raw): raw for raw in self.keys}
         raw = by_id.get(kid)
         if raw is None:
+            if not self.keys:
+                raise SecretDecryptionError(
+                    f"stored secret needs key {kid}, but INTEGRATIONS_ENCRYPTION_KEYS is empty"
+                )
             raise SecretDecryptionError(
                 f"no key with id {kid} in INTEGRATIONS_ENCRYPTION_KEYS "
                 "(was it removed before integrations_rotate_keys ran?)"
@@ -107,12 +130,13 @@ class KeyRing:
         return plaintext.decode("utf-8")
 
     def needs_rotation(self, token: str) -> bool:
+        """True when ``token`` was sealed under a key other than the primary one."""
         kid, _ = self._split(token)
         return kid != self.primary_id
 
     @staticmethod
     def _split(token: str) -> tuple[str, str]:
-        if not token.startswith(PREFIX) or token.count(":") != 3:
+        if not isinstance(token, str) or not token.startswith(PREFIX) or token.count(":") != 3:
             raise SecretDecryptionError("stored secret is not in the enc:v1 format")
         kid, body = token[len(PREFIX) :].split(":", 1)
         return kid, body
@@ -121,4 +145,4 @@ class KeyRing:
 @functools.cache
 def keyring() -> KeyRing:
     """The process's key ring from settings; cleared when the setting changes."""
-    return KeyRing.from_strings(list(app_settings.ENCRYPTION_KEYS))
+    return KeyRing.from_strings(configured_keys())

@@ -6,6 +6,7 @@ so an operator cannot store a configuration the remote will refuse.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from .models import Integration
     from .tokens import TokenProvider
 
+# RFC 9110 §5.6.2 token characters.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -26,6 +29,8 @@ def check_url(url: str, field: str) -> None:
         parts.port  # noqa: B018  (raises ValueError for a malformed port)
     except ValueError:
         raise InvalidConfiguration("not a valid URL", field=field) from None
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        raise InvalidConfiguration("must not contain spaces or control characters", field=field)
     if parts.scheme not in {"http", "https"}:
         raise InvalidConfiguration("must be an http or https URL", field=field)
     if not parts.hostname:
@@ -77,14 +82,27 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
         check_url(integration.base_url or "", "base_url")
     except InvalidConfiguration as exc:
         fail("base_url", exc.message)
-    if not isinstance(integration.headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in integration.headers.items()
-    ):
-        fail("headers", "must be a JSON object of header names to string values")
+    check_headers(integration.headers, fail)
     if integration.timeout is None or not 0 < integration.timeout <= 300:
         fail("timeout", "must be between 0 and 300 seconds")
     check_test_request(integration.test_request, fail)
 
+    if not isinstance(integration.auth_config, dict):
+        fail("auth", "auth options must be a JSON object")
+        return errors
+    try:
+        cls = provider_class(integration.auth_type)
+    except InvalidConfiguration as exc:
+        fail("auth.type", exc.message)
+        return errors
+    for name in sorted(set(cls.secret_fields) & set(integration.auth_config)):
+        # Plain options are stored and exported in clear: a secret there would leak.
+        fail(f"auth.{name}", "is a secret: it is stored encrypted, never among plain options")
+    unknown = sorted(set(integration.auth_config) - set(cls.Options.base_fields))
+    if unknown:
+        fail("auth", f"unknown option(s) {', '.join(unknown)} for {integration.auth_type}")
+    if errors:
+        return errors
     try:
         secrets = integration.get_secrets()
     except SecretDecryptionError as exc:
@@ -93,6 +111,20 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
     auth, _ = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
     errors.update(auth)
     return errors
+
+
+def check_headers(headers: Any, fail: Any) -> None:
+    """Header names are HTTP tokens and values carry no CR/LF (no header injection)."""
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        fail("headers", "must be a JSON object of header names to string values")
+        return
+    for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(name):
+            fail("headers", f"{name!r} is not a valid header name")
+        elif any(char in value for char in "\r\n\x00"):
+            fail("headers", f"the value of {name} contains a line break or NUL")
 
 
 def check_test_request(test_request: Any, fail: Any) -> None:

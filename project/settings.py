@@ -4,14 +4,24 @@ Production defaults are safe: DEBUG off, and neither SECRET_KEY nor the storage 
 ring has a fallback unless DEBUG is on.
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+# Variables already in the environment win over the file. ENV_FILE names another file
+# (one per deployment, or a test's); it must exist when given.
+_env_file = os.environ.get("ENV_FILE")
+if _env_file:
+    if not Path(_env_file).is_file():
+        raise ImproperlyConfigured(f"ENV_FILE={_env_file} does not exist")
+    environ.Env.read_env(_env_file)
+elif (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -94,6 +104,8 @@ else:
 INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = env.bool(
     "INTEGRATIONS_ALLOW_PRIVATE_NETWORKS", default=DEBUG
 )
+# Days of call logs integrations_prune_logs keeps when --older-than is not given.
+INTEGRATIONS_LOG_RETENTION_DAYS = env.int("INTEGRATIONS_LOG_RETENTION_DAYS", default=30)
 
 LOGGING = {
     "version": 1,

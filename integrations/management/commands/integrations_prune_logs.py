@@ -2,18 +2,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from integrations.conf import app_settings
 from integrations.logs import prune_call_logs
 
 
 class Command(BaseCommand):
-    help = "Delete call logs older than --older-than DAYS, in batches."
+    help = (
+        "Delete call logs older than --older-than DAYS (default: "
+        "INTEGRATIONS_LOG_RETENTION_DAYS), in batches."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            metavar="DAYS",
+            help="Age in days; 0 deletes every row. Default: INTEGRATIONS_LOG_RETENTION_DAYS.",
+        )
         parser.add_argument("--batch-size", type=int, default=10_000)
 
-    def handle(self, *args: Any, older_than: int, batch_size: int, **options: Any) -> None:
-        deleted = prune_call_logs(older_than_days=older_than, batch_size=batch_size)
-        self.stderr.write(self.style.SUCCESS(f"Deleted {deleted} call log row(s)."))
+    def handle(
+        self, *args: Any, older_than: int | None, batch_size: int, **options: Any
+    ) -> None:
+        days = app_settings.LOG_RETENTION_DAYS if older_than is None else older_than
+        if not isinstance(days, int) or days < 0:
+            raise CommandError(
+                "--older-than must be a whole number of days, 0 or more", returncode=2
+            )
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1", returncode=2)
+        deleted = prune_call_logs(older_than_days=days, batch_size=batch_size)
+        self.stderr.write(
+            self.style.SUCCESS(f"Deleted {deleted} call log row(s) older than {days} day(s).")
+        )

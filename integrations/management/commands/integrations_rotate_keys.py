@@ -4,7 +4,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from integrations.exceptions import IntegrationConfigurationError
 from integrations.keys import rotate_all
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
 class Command(BaseCommand):
@@ -14,18 +22,29 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=100)
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=100,
+            help="Rows re-encrypted per transaction (default 100).",
+        )
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
-        report = rotate_all(batch_size=batch_size)
+        try:
+            report = rotate_all(batch_size=batch_size)
+        except IntegrationConfigurationError as exc:
+            raise CommandError(str(exc), returncode=1) from None
         for slug, reason in report.failed:
             self.stderr.write(self.style.ERROR(f"{slug}: {reason}"))
-        self.stderr.write(
+        summary = (
             f"Rotated {report.rotated}, already current {report.current}, "
             f"failed {len(report.failed)}."
         )
         if report.failed:
+            self.stderr.write(summary)
             raise CommandError(
-                f"{len(report.failed)} secret(s) could not be decrypted and were left untouched",
+                f"{len(report.failed)} secret(s) could not be decrypted and were left "
+                "untouched: " + ", ".join(slug for slug, _ in report.failed),
                 returncode=1,
             )
+        self.stderr.write(self.style.SUCCESS(summary))
