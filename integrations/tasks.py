@@ -1,0 +1,74 @@
+"""Background test calls through Django's Tasks API.
+
+``django.tasks`` on Django 6, the ``django-tasks`` backport on 5.2: the ``TASKS``
+setting chooses the engine. With no setting, the immediate backend runs each task in
+the calling process; with RQ (docs/operations.md) one task per integration spreads
+over the workers, which share tokens through the cache.
+
+    from integrations.tasks import enqueue_tests
+    results = enqueue_tests(Integration.objects.filter(enabled=True))
+    [result.id for result in results]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .models import CallLog, CallSource, Integration
+
+try:
+    from django.tasks import task
+except ImportError:  # Django < 6: the backport
+    from django_tasks import task
+
+if TYPE_CHECKING:
+    from django_tasks import TaskResult
+
+
+def summary(row: CallLog) -> dict[str, Any]:
+    """A test call's result as JSON: what a task returns and ``--json`` prints."""
+    return {
+        "slug": row.integration.slug,
+        "ok": row.ok,
+        "status_code": row.status_code,
+        "duration_ms": row.duration_ms,
+        "error": row.error or None,
+        "url": row.url,
+        "attempts": row.attempts,
+        "log_id": row.pk,
+    }
+
+
+@task()
+def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[str, Any]:
+    """Fire one integration's test request and log it; returns its ``summary``.
+
+    Takes the primary key, not the slug, so a rename between enqueue and run still
+    tests the same integration. One deleted meanwhile is reported, not raised.
+    """
+    from .services import run_test_for
+
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None:
+        return {
+            "slug": None,
+            "ok": False,
+            "status_code": None,
+            "duration_ms": 0,
+            "error": f"integration {integration_id} no longer exists",
+            "url": "",
+            "attempts": 0,
+            "log_id": None,
+        }
+    return summary(run_test_for(integration, source=source))
+
+
+def enqueue_tests(
+    integrations: Iterable[Integration], *, source: str = CallSource.TASK
+) -> list[TaskResult[dict[str, Any]]]:
+    """Enqueue one ``run_test_call`` per integration; returns the task results in order.
+
+    With the immediate backend the calls have run when this returns.
+    """
+    return [run_test_call.enqueue(integration.pk, source) for integration in integrations]
