@@ -37,6 +37,13 @@ PLAIN_FIELDS = {
     "idempotency_header": str,
 }
 
+TYPE_NAMES: dict[Any, str] = {
+    str: "a string",
+    bool: "true or false",
+    dict: "a JSON object",
+    (int, float): "a number",
+}
+
 
 @dataclass
 class ImportResult:
@@ -136,7 +143,11 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
         if name in raw:
             value = raw[name]
             if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-                raise InvalidConfiguration("has the wrong type", entry=slug, field=name)
+                raise InvalidConfiguration(
+                    f"must be {TYPE_NAMES[kind]}, not {json.dumps(value)[:40]}",
+                    entry=slug,
+                    field=name,
+                )
             setattr(integration, name, value)
     if integration.log_calls not in LogCalls.values:
         raise InvalidConfiguration(

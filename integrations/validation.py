@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .tokens import provider_class
+from .tokens.signing import ALGORITHMS
 
 if TYPE_CHECKING:
     from .models import Integration
@@ -98,6 +99,15 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
     for name in sorted(set(cls.secret_fields) & set(integration.auth_config)):
         # Plain options are stored and exported in clear: a secret there would leak.
         fail(f"auth.{name}", "is a secret: it is stored encrypted, never among plain options")
+    algorithm = integration.auth_config.get("algorithm")
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        # Said plainly, before the form's generic "Select a valid choice" (SECURITY 1).
+        fail(
+            "auth.algorithm",
+            f"{algorithm!r} is not allowed"
+            + (" (unsigned tokens are never sent)" if str(algorithm).lower() == "none" else "")
+            + f"; use one of {', '.join(ALGORITHMS)}",
+        )
     unknown = sorted(set(integration.auth_config) - set(cls.Options.base_fields))
     if unknown:
         fail("auth", f"unknown option(s) {', '.join(unknown)} for {integration.auth_type}")

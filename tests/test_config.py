@@ -1,0 +1,331 @@
+"""The configuration file: every refusal names the entry and the field and writes
+nothing; export holds no secret and round-trips (SPEC: Configuration file; SECURITY 1-3,
+9, 10, 26)."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from integrations.models import Integration
+from tests.child import manage_env, run
+from tests.keys import CANARY, HMAC_SECRET, ec_pem, ed25519_pem, rsa_pem
+
+pytestmark = pytest.mark.django_db
+
+
+def entry(slug: str = "billing", **changes: Any) -> dict[str, Any]:
+    """A valid entry; ``auth`` in ``changes`` is merged into the default auth (None
+    leaves auth out)."""
+    auth: dict[str, Any] | None = {
+        "type": "jwt_bearer",
+        "algorithm": "HS256",
+        "key": {"env": "BILLING_SECRET"},
+        "claims": {"iss": "shop", "aud": "billing"},
+        "lifetime": 300,
+    }
+    auth_changes = changes.pop("auth", {})
+    if auth_changes is None:
+        auth = None
+    else:
+        auth.update(auth_changes)
+    data: dict[str, Any] = {
+        "slug": slug,
+        "name": f"{slug.title()} API",
+        "base_url": f"https://{slug}.example.com/api/",
+        "enabled": True,
+        "headers": {"Accept": "application/json"},
+        "timeout": 10,
+        "log_calls": "all",
+        "test_request": {"method": "GET", "path": "health", "expect_status": [200]},
+    }
+    if auth is not None:
+        data["auth"] = auth
+    data.update(changes)
+    return data
+
+
+def write(folder: Path, *entries: dict[str, Any], name: str = "config.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps({"integrations": list(entries)}))
+    return path
+
+
+def import_file(path: Path) -> str:
+    """Run integrations_import; its stderr."""
+    err = io.StringIO()
+    call_command("integrations_import", str(path), stderr=err)
+    return err.getvalue()
+
+
+def refused(path: Path) -> CommandError:
+    with pytest.raises(CommandError) as caught:
+        import_file(path)
+    assert caught.value.returncode != 0
+    message = str(caught.value)
+    assert "\n" not in message and CANARY not in message
+    return caught.value
+
+
+@pytest.fixture(autouse=True)
+def _secret_env(monkeypatch):
+    monkeypatch.setenv("BILLING_SECRET", HMAC_SECRET)
+
+
+def key_case(algorithm: str, key: str) -> dict[str, Any]:
+    return {"auth": {"algorithm": algorithm, "key": key}}
+
+
+REFUSALS: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
+    ("alg none", lambda: {"auth": {"algorithm": "none"}}, "auth.algorithm", "never"),
+    ("alg unknown", lambda: {"auth": {"algorithm": "HS1024"}}, "auth.algorithm", "HS1024"),
+    ("EC key, RS256", lambda: key_case("RS256", ec_pem("P-256")), "auth.key", "RSA"),
+    ("RSA key, ES256", lambda: key_case("ES256", rsa_pem()), "auth.key", "EC"),
+    ("P-384 key, ES256", lambda: key_case("ES256", ec_pem("P-384")), "auth.key", "secp256r1"),
+    ("Ed25519 key, RS256", lambda: key_case("RS256", ed25519_pem()), "auth.key", "RSA"),
+    ("RSA key, EdDSA", lambda: key_case("EdDSA", rsa_pem()), "auth.key", "Ed25519"),
+    ("PEM key, HS256", lambda: key_case("HS256", rsa_pem()), "auth.key", "not a PEM"),
+    (
+        "malformed PEM",
+        lambda: key_case("RS256", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"),
+        "auth.key",
+        "does not parse",
+    ),
+    ("HS256 31 bytes", lambda: key_case("HS256", secrets.token_hex(16)[:31]), "auth.key", "32 bytes"),
+    ("HS384 47 bytes", lambda: key_case("HS384", secrets.token_hex(24)[:47]), "auth.key", "48 bytes"),
+    ("HS512 63 bytes", lambda: key_case("HS512", secrets.token_hex(32)[:63]), "auth.key", "64 bytes"),
+    ("HMAC not random", lambda: key_case("HS256", "a" * 64), "auth.key", "not random"),
+    ("RSA 1024", lambda: key_case("RS256", rsa_pem(1024)), "auth.key", "2048"),
+    ("lifetime 0", lambda: {"auth": {"lifetime": 0}}, "auth.lifetime", "greater than"),
+    ("lifetime negative", lambda: {"auth": {"lifetime": -60}}, "auth.lifetime", "greater than"),
+    ("lifetime text", lambda: {"auth": {"lifetime": "soon"}}, "auth.lifetime", "whole number"),
+    ("iat in claims", lambda: {"auth": {"claims": {"iat": 1}}}, "auth.claims", "set by the app"),
+    ("ftp base_url", lambda: {"base_url": "ftp://files.example.com/"}, "base_url", "http or https"),
+    (
+        "user:pass@ base_url",
+        lambda: {"base_url": "https://user:pass@billing.example.com/"},
+        "base_url",
+        "user:password@",
+    ),
+    ("base_url without host", lambda: {"base_url": "https:///api/"}, "base_url", "no host"),
+    ("base_url with space", lambda: {"base_url": "https://a b.example/"}, "base_url", "spaces"),
+    ("unknown entry field", lambda: {"colour": "blue"}, "colour", "unknown field"),
+    ("unknown auth type", lambda: {"auth": {"type": "magic"}}, "auth.type", "magic"),
+    ("unknown auth option", lambda: {"auth": {"algorythm": "HS256"}}, "auth", "algorythm"),
+    ("missing env var", lambda: {"auth": {"key": {"env": "NOT_SET_ANYWHERE_42"}}}, "auth.key", "NOT_SET_ANYWHERE_42"),
+    ("unreadable file", lambda: {"auth": {"key": {"file": "missing.pem"}}}, "auth.key", "missing.pem"),
+    ("empty literal secret", lambda: {"auth": {"key": ""}}, "auth.key", "empty"),
+    ("secret of wrong shape", lambda: {"auth": {"key": {"vault": "x"}}}, "auth.key", '{"env"'),
+    ("secret as a number", lambda: {"auth": {"key": 12345}}, "auth.key", '{"env"'),
+    ("new without secret", lambda: {"auth": {"key": None}}, "auth.key", "required"),
+    ("new without auth", lambda: {"auth": None}, "auth", "required"),
+    ("slug with spaces", lambda: {"slug": "bill ing"}, "slug", "slug"),
+    ("empty name", lambda: {"name": ""}, "name", "blank"),
+    ("timeout as text", lambda: {"timeout": "10"}, "timeout", "must be a number"),
+    ("timeout too long", lambda: {"timeout": 3600}, "timeout", "300"),
+    ("enabled as text", lambda: {"enabled": "yes"}, "enabled", "true or false"),
+    ("log_calls unknown", lambda: {"log_calls": "sometimes"}, "log_calls", "all, errors, none"),
+    ("header with CRLF", lambda: {"headers": {"X-A": "1\r\nX-B: 2"}}, "headers", "line break"),
+    ("bad header name", lambda: {"headers": {"Bad Header": "1"}}, "headers", "header name"),
+    (
+        "test_request method",
+        lambda: {"test_request": {"method": "FETCH"}},
+        "test_request",
+        "FETCH",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "changes, field, detail", [case[1:] for case in REFUSALS], ids=[case[0] for case in REFUSALS]
+)
+def test_refusal_names_entry_and_field_and_writes_nothing(tmp_path, changes, field, detail):
+    """SECURITY 1-3, 10; SPEC import: each bad entry gives one line naming the slug and
+    the field, exit non-zero, and nothing is written (the good entry before it neither)."""
+    bad = entry(**changes())
+    slug = bad["slug"]
+    error = refused(write(tmp_path, entry("good"), bad))
+    message = str(error)
+    assert f"{slug}: {field}" in message or (f"{slug}:" in message and field in message)
+    assert detail in message
+    assert not Integration.objects.exists()
+
+
+def test_import_creates_then_updates(tmp_path):
+    """SPEC import: an upsert by slug; a second import updates the same row in place."""
+    path = write(tmp_path, entry("billing"), entry("crm"))
+    assert "Imported 2 new and 0 updated" in import_file(path)
+    uid = Integration.objects.get(slug="billing").uid
+    path = write(tmp_path, entry("billing", name="Billing v2", timeout=3))
+    assert "Imported 0 new and 1 updated" in import_file(path)
+    billing = Integration.objects.get(slug="billing")
+    assert (billing.uid, billing.name, billing.timeout) == (uid, "Billing v2", 3)
+    assert billing.get_secrets() == {"key": HMAC_SECRET}
+    assert billing.auth_config == {"algorithm": "HS256", "claims": {"iss": "shop", "aud": "billing"}, "lifetime": 300}
+
+
+def test_failed_import_leaves_existing_row_untouched(tmp_path, monkeypatch):
+    """SPEC import atomicity: an update to an existing row followed by a bad entry writes
+    nothing: the row keeps its fields, auth options and ciphertext byte for byte."""
+    import_file(write(tmp_path, entry("billing")))
+    before = Integration.objects.values().get(slug="billing")
+    monkeypatch.setenv("BILLING_SECRET", secrets.token_urlsafe(48))
+    good_update = entry("billing", name="Renamed", auth={"algorithm": "HS384", "lifetime": 60})
+    refused(write(tmp_path, good_update, entry("crm", auth={"algorithm": "none"})))
+    assert Integration.objects.values().get(slug="billing") == before
+    assert Integration.objects.count() == 1
+
+
+def test_duplicate_slug_is_refused(tmp_path):
+    """SPEC import: a slug twice in one file is an error naming the slug; nothing written."""
+    error = refused(write(tmp_path, entry("billing"), entry("crm"), entry("billing")))
+    assert "billing: appears twice" in str(error) and "entry #3" in str(error)
+    assert not Integration.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        ('{"integrations": [', "not valid JSON (line 1"),
+        ("[]", '{"integrations": [...]}'),
+        ('{"integrations": {}}', '{"integrations": [...]}'),
+        ('{"integrations": [], "extra": 1}', "unknown top-level field(s) extra"),
+        ('{"integrations": [42]}', "entry #1: must be a JSON object"),
+        ('{"integrations": [{"name": "x"}]}', "entry #1: slug: is required"),
+    ],
+)
+def test_malformed_files_are_refused(tmp_path, content, detail):
+    """SPEC import: a file that is not a configuration file is refused with what is wrong
+    and where."""
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    assert detail in str(refused(path))
+
+
+def test_missing_and_binary_files_are_refused(tmp_path):
+    """SPEC import: an unreadable or non-text file is a clear error, not a traceback."""
+    assert "cannot read" in str(refused(tmp_path / "nope.json"))
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert "not UTF-8" in str(refused(binary))
+
+
+def test_secret_from_file_relative_to_config_file(tmp_path, monkeypatch):
+    """SPEC secrets: {"file": path} is read relative to the configuration file, whatever
+    the working directory; one trailing newline is dropped."""
+    folder = tmp_path / "deploy"
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "secrets" / "billing.key").write_text(HMAC_SECRET + "\n")
+    (folder / "secrets" / "signing.pem").write_text(ec_pem("P-256"))
+    path = write(
+        folder,
+        entry("billing", auth={"key": {"file": "secrets/billing.key"}}),
+        entry("app", auth={"algorithm": "ES256", "key": {"file": "secrets/signing.pem"}}),
+    )
+    monkeypatch.chdir(tmp_path)
+    import_file(path)
+    assert Integration.objects.get(slug="billing").get_secrets() == {"key": HMAC_SECRET}
+    assert Integration.objects.get(slug="app").get_secrets()["key"].startswith("-----BEGIN")
+
+
+def test_secret_from_env_and_literal(tmp_path, monkeypatch):
+    """SPEC secrets: {"env": NAME} reads the variable at import; a literal string is
+    stored as given; both end up encrypted, never in auth_config."""
+    literal = secrets.token_urlsafe(64)
+    import_file(write(tmp_path, entry("billing"), entry("crm", auth={"key": literal})))
+    billing, crm = Integration.objects.get(slug="billing"), Integration.objects.get(slug="crm")
+    assert billing.get_secrets() == {"key": HMAC_SECRET} and crm.get_secrets() == {"key": literal}
+    assert "key" not in billing.auth_config and "key" not in crm.auth_config
+
+
+def test_empty_env_var_is_refused(tmp_path, monkeypatch):
+    """SPEC secrets: an empty variable is an error, not a silent "keep the stored value"."""
+    monkeypatch.setenv("BILLING_SECRET", "")
+    assert "BILLING_SECRET is empty" in str(refused(write(tmp_path, entry())))
+
+
+def test_export_has_no_secret_values(tmp_path):
+    """SPEC export, SECURITY 26: every secret field is null; the canary appears nowhere."""
+    import_file(write(tmp_path, entry("billing"), entry("crm")))
+    out = io.StringIO()
+    call_command("integrations_export", stdout=out)
+    assert CANARY not in out.getvalue()
+    data = json.loads(out.getvalue())
+    assert [e["slug"] for e in data["integrations"]] == ["billing", "crm"]
+    for item in data["integrations"]:
+        assert item["auth"]["key"] is None and item["auth"]["type"] == "jwt_bearer"
+
+
+def test_export_named_slugs_and_unknown_slug(tmp_path):
+    """SPEC export: only the named slugs; an unknown slug exits 2 naming it."""
+    import_file(write(tmp_path, entry("billing"), entry("crm")))
+    out = io.StringIO()
+    call_command("integrations_export", "crm", stdout=out)
+    assert [e["slug"] for e in json.loads(out.getvalue())["integrations"]] == ["crm"]
+    with pytest.raises(CommandError, match="nosuch") as caught:
+        call_command("integrations_export", "crm", "nosuch", stdout=io.StringIO())
+    assert caught.value.returncode == 2
+
+
+def test_export_edit_import_round_trips_without_secrets(tmp_path):
+    """SPEC: export → edit → import keeps the stored secret (null means keep) and applies
+    the edits; exporting again gives the edited file."""
+    import_file(write(tmp_path, entry("billing")))
+    stored = Integration.objects.get(slug="billing").get_secrets()
+    out = io.StringIO()
+    call_command("integrations_export", stdout=out)
+    data = json.loads(out.getvalue())
+    data["integrations"][0]["name"] = "Billing (edited)"
+    data["integrations"][0]["auth"]["lifetime"] = 120
+    path = tmp_path / "exported.json"
+    path.write_text(json.dumps(data))
+    import_file(path)
+    billing = Integration.objects.get(slug="billing")
+    assert billing.get_secrets() == stored
+    assert billing.name == "Billing (edited)" and billing.auth_config["lifetime"] == 120
+    again = io.StringIO()
+    call_command("integrations_export", stdout=again)
+    assert json.loads(again.getvalue()) == data
+
+
+def test_null_secret_with_undecryptable_stored_secret_is_refused(tmp_path):
+    """SECURITY 9: importing with a null secret when the stored one cannot be decrypted
+    (wrong key ring) refuses and leaves the ciphertext untouched."""
+    import_file(write(tmp_path, entry("billing")))
+    before = Integration.objects.values().get(slug="billing")
+    with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
+        error = refused(write(tmp_path, entry("billing", name="New name", auth={"key": None})))
+        assert "billing: auth:" in str(error) and "no key with id" in str(error)
+        new_secret = entry("billing", auth={"key": secrets.token_urlsafe(48)})
+        assert "no key with id" in str(refused(write(tmp_path, new_secret)))
+        other_type = entry("billing", auth={"type": "jwt_bearer", "algorithm": "HS512"})
+        refused(write(tmp_path, other_type))
+    assert Integration.objects.values().get(slug="billing") == before
+
+
+def test_cli_errors_have_no_traceback(tmp_path):
+    """SPEC commands: run as `manage.py integrations_import`, a bad entry and a broken file
+    each exit non-zero with one readable line on stderr and no traceback."""
+    env = manage_env(tmp_path, Fernet.generate_key().decode(), BILLING_SECRET="short")
+    assert run(["manage.py", "migrate", "-v0"], env).returncode == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    for path, expected in [
+        (write(tmp_path, entry("billing")), "billing: auth.key: HS256 needs a secret of at least 32 bytes"),
+        (broken, "is not valid JSON"),
+    ]:
+        done = run(["manage.py", "integrations_import", str(path)], env)
+        assert done.returncode == 1
+        assert expected in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    exported = run(["manage.py", "integrations_export"], env)
+    assert exported.returncode == 0 and json.loads(exported.stdout) == {"integrations": []}
