@@ -96,13 +96,30 @@ REFUSALS: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
     ("PEM key, HS256", lambda: key_case("HS256", rsa_pem()), "auth.key", "not a PEM"),
     (
         "malformed PEM",
-        lambda: key_case("RS256", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"),
+        lambda: key_case(
+            "RS256", "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----"
+        ),
         "auth.key",
         "does not parse",
     ),
-    ("HS256 31 bytes", lambda: key_case("HS256", secrets.token_hex(16)[:31]), "auth.key", "32 bytes"),
-    ("HS384 47 bytes", lambda: key_case("HS384", secrets.token_hex(24)[:47]), "auth.key", "48 bytes"),
-    ("HS512 63 bytes", lambda: key_case("HS512", secrets.token_hex(32)[:63]), "auth.key", "64 bytes"),
+    (
+        "HS256 31 bytes",
+        lambda: key_case("HS256", secrets.token_hex(16)[:31]),
+        "auth.key",
+        "32 bytes",
+    ),
+    (
+        "HS384 47 bytes",
+        lambda: key_case("HS384", secrets.token_hex(24)[:47]),
+        "auth.key",
+        "48 bytes",
+    ),
+    (
+        "HS512 63 bytes",
+        lambda: key_case("HS512", secrets.token_hex(32)[:63]),
+        "auth.key",
+        "64 bytes",
+    ),
     ("HMAC not random", lambda: key_case("HS256", "a" * 64), "auth.key", "not random"),
     ("RSA 1024", lambda: key_case("RS256", rsa_pem(1024)), "auth.key", "2048"),
     ("lifetime 0", lambda: {"auth": {"lifetime": 0}}, "auth.lifetime", "greater than"),
@@ -121,8 +138,18 @@ REFUSALS: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
     ("unknown entry field", lambda: {"colour": "blue"}, "colour", "unknown field"),
     ("unknown auth type", lambda: {"auth": {"type": "magic"}}, "auth.type", "magic"),
     ("unknown auth option", lambda: {"auth": {"algorythm": "HS256"}}, "auth", "algorythm"),
-    ("missing env var", lambda: {"auth": {"key": {"env": "NOT_SET_ANYWHERE_42"}}}, "auth.key", "NOT_SET_ANYWHERE_42"),
-    ("unreadable file", lambda: {"auth": {"key": {"file": "missing.pem"}}}, "auth.key", "missing.pem"),
+    (
+        "missing env var",
+        lambda: {"auth": {"key": {"env": "NOT_SET_ANYWHERE_42"}}},
+        "auth.key",
+        "NOT_SET_ANYWHERE_42",
+    ),
+    (
+        "unreadable file",
+        lambda: {"auth": {"key": {"file": "missing.pem"}}},
+        "auth.key",
+        "missing.pem",
+    ),
     ("empty literal secret", lambda: {"auth": {"key": ""}}, "auth.key", "empty"),
     ("secret of wrong shape", lambda: {"auth": {"key": {"vault": "x"}}}, "auth.key", '{"env"'),
     ("secret as a number", lambda: {"auth": {"key": 12345}}, "auth.key", '{"env"'),
@@ -170,7 +197,11 @@ def test_import_creates_then_updates(tmp_path):
     billing = Integration.objects.get(slug="billing")
     assert (billing.uid, billing.name, billing.timeout) == (uid, "Billing v2", 3)
     assert billing.get_secrets() == {"key": HMAC_SECRET}
-    assert billing.auth_config == {"algorithm": "HS256", "claims": {"iss": "shop", "aud": "billing"}, "lifetime": 300}
+    assert billing.auth_config == {
+        "algorithm": "HS256",
+        "claims": {"iss": "shop", "aud": "billing"},
+        "lifetime": 300,
+    }
 
 
 def test_failed_import_leaves_existing_row_untouched(tmp_path, monkeypatch):
@@ -320,7 +351,10 @@ def test_cli_errors_have_no_traceback(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     for path, expected in [
-        (write(tmp_path, entry("billing")), "billing: auth.key: HS256 needs a secret of at least 32 bytes"),
+        (
+            write(tmp_path, entry("billing")),
+            "billing: auth.key: HS256 needs a secret of at least 32 bytes",
+        ),
         (broken, "is not valid JSON"),
     ]:
         done = run(["manage.py", "integrations_import", str(path)], env)

@@ -242,9 +242,11 @@ def test_no_plaintext_in_database_file_or_dumpdata(tmp_path):
     assert dumped.returncode == 0, dumped.stderr
     assert '"slug": "disk"' in dumped.stdout and CANARY not in dumped.stdout
 
-    stored = sqlite3.connect(tmp_path / "db.sqlite3").execute(
-        "select encrypted_secrets from integrations_integration where slug = 'disk'"
-    ).fetchone()[0]
+    stored = (
+        sqlite3.connect(tmp_path / "db.sqlite3")
+        .execute("select encrypted_secrets from integrations_integration where slug = 'disk'")
+        .fetchone()[0]
+    )
     assert stored.startswith(PREFIX)
     for path in tmp_path.glob("db.sqlite3*"):
         raw = path.read_bytes()

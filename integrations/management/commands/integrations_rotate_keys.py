@@ -34,8 +34,9 @@ class Command(BaseCommand):
             report = rotate_all(batch_size=batch_size)
         except IntegrationConfigurationError as exc:
             raise CommandError(str(exc), returncode=1) from None
-        for slug, reason in report.failed:
-            self.stderr.write(self.style.ERROR(f"{slug}: {reason}"))
+        for _slug, reason in report.failed:
+            # The reason names the integration already (SecretDecryptionError's message).
+            self.stderr.write(self.style.ERROR(reason))
         summary = (
             f"Rotated {report.rotated}, already current {report.current}, "
             f"failed {len(report.failed)}."
