@@ -76,22 +76,34 @@ def run_test(slug: str, *, source: str = CallSource.API) -> CallLog:
 
 
 def run_test_for(integration: Integration, *, source: str) -> CallLog:
+    outcome, ok, error = perform_test(integration, source=source)
+    row = record_call(integration, source, outcome, ok=ok, is_test=True, error=error)
+    assert row is not None
+    return row
+
+
+def perform_test(
+    integration: Integration, *, source: str, cached: bool = True
+) -> tuple[Outcome, bool, str]:
+    """Fire the test request without logging it: (outcome, ok, error).
+
+    ``cached=False`` builds the session from ``integration`` itself, touching no
+    database, so many can run on threads while one thread writes the log rows
+    (integrations.runner).
+    """
     test = integration.test_request or {}
     method = str(test.get("method", "GET")).upper()
     path = str(test.get("path", ""))
     expected = test.get("expect_status") or []
     if not integration.enabled:
-        outcome = Outcome(method, integration.base_url, time.perf_counter())
-        row = record_call(integration, source, outcome, ok=False, is_test=True, error="disabled")
-        assert row is not None
-        return row
+        return Outcome(method, integration.base_url, time.perf_counter()), False, "disabled"
     try:
-        session = get_session(integration.slug, source=source)
+        if cached:
+            session = get_session(integration.slug, source=source)
+        else:
+            session = IntegrationSession(integration, source=source)
     except Exception as exc:
-        outcome = Outcome(method, integration.base_url, time.perf_counter(), error=exc)
-        row = record_call(integration, source, outcome, ok=False, is_test=True)
-        assert row is not None
-        return row
+        return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
     outcome = session.perform(method, path)
     ok = outcome.response is not None and (
         outcome.response.status_code in expected if expected else outcome.response.ok
@@ -101,7 +113,4 @@ def run_test_for(integration: Integration, *, source: str) -> CallLog:
         error = f"unexpected status {outcome.response.status_code}"
         if expected:
             error += f" (expected {', '.join(map(str, expected))})"
-    row = record_call(integration, source, outcome, ok=ok, is_test=True, error=error)
-    assert row is not None
-    return row
-
+    return outcome, ok, error

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .models import CallLog, CallSource, Integration
+from .models import CallSource, Integration
+from .runner import summary
 
 try:
     from django.tasks import task
@@ -24,20 +25,6 @@ except ImportError:  # Django < 6: the backport
 
 if TYPE_CHECKING:
     from django_tasks import TaskResult
-
-
-def summary(row: CallLog) -> dict[str, Any]:
-    """A test call's result as JSON: what a task returns and ``--json`` prints."""
-    return {
-        "slug": row.integration.slug,
-        "ok": row.ok,
-        "status_code": row.status_code,
-        "duration_ms": row.duration_ms,
-        "error": row.error or None,
-        "url": row.url,
-        "attempts": row.attempts,
-        "log_id": row.pk,
-    }
 
 
 @task()

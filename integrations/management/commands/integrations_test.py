@@ -1,60 +1,173 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from integrations.models import CallLog, CallSource, Integration
-from integrations.services import run_test_for
+from integrations.runner import default_parallel, run_tests, summary
+
+SLOWEST_SHOWN = 3
 
 
 class Command(BaseCommand):
-    help = "Fire each integration's test request and log it. Exit 0 all passed, 1 any failed."
+    help = (
+        "Fire each integration's test request and log it. "
+        "Exit 0 all passed, 1 any failed, 2 usage error or unknown slug."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slugs", nargs="*", metavar="SLUG")
         parser.add_argument("--all", action="store_true", help="every enabled integration")
+        parser.add_argument(
+            "--only-failed",
+            action="store_true",
+            help="only those whose last test call failed (of the named ones, or of all "
+            "enabled ones when none is named)",
+        )
         parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            metavar="N",
+            help=f"test calls in flight at once (default: up to {default_parallel(10**6)})",
+        )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="enqueue one background task per integration (TASKS setting) and print "
+            "the task ids instead of waiting; exit 0 once enqueued",
+        )
 
     def handle(self, *args: Any, slugs: list[str], **options: Any) -> None:
-        integrations = self.select(slugs, options["all"])
-        results = [run_test_for(integration, source=CallSource.COMMAND) for integration in integrations]
+        parallel = options["parallel"]
+        if parallel is not None and parallel < 1:
+            raise CommandError("--parallel must be at least 1", returncode=2)
+        integrations = self.select(slugs, every=options["all"], only_failed=options["only_failed"])
+        if not integrations:
+            self.stderr.write("Nothing to test.")
+            if options["json"]:
+                self.stdout.write("[]")
+            return
+        if options["enqueue"]:
+            self.enqueue(integrations, as_json=options["json"])
+            return
+        started = time.perf_counter()
+        progress = Progress(self, len(integrations)) if self.stderr.isatty() else None
+        results = run_tests(
+            integrations,
+            source=CallSource.COMMAND,
+            parallel=parallel,
+            on_result=progress.update if progress else None,
+        )
+        if progress:
+            progress.finish()
         for row in results:
-            self.report(row)
+            if options["verbosity"] >= 1 or not row.ok:
+                self.report(row)
         if options["json"]:
-            self.stdout.write(json.dumps([as_json(row) for row in results], indent=2))
-        failed = [row for row in results if not row.ok]
-        self.stderr.write(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+            self.stdout.write(json.dumps([summary(row) for row in results], indent=2))
+        self.summarize(results, time.perf_counter() - started)
+        failed = sum(not row.ok for row in results)
         if failed:
-            raise CommandError(f"{len(failed)} test call(s) failed", returncode=1)
+            raise CommandError(f"{failed} of {len(results)} test call(s) failed", returncode=1)
 
-    def select(self, slugs: list[str], every: bool) -> list[Integration]:
-        if every == bool(slugs):
-            raise CommandError("name one or more slugs, or --all", returncode=2)
-        if every:
-            return list(Integration.objects.filter(enabled=True).order_by("slug"))
-        found = {i.slug: i for i in Integration.objects.filter(slug__in=slugs)}
-        unknown = [slug for slug in slugs if slug not in found]
-        if unknown:
-            raise CommandError(f"unknown integration: {', '.join(unknown)}", returncode=2)
-        return [found[slug] for slug in slugs]
+    def select(self, slugs: list[str], *, every: bool, only_failed: bool) -> list[Integration]:
+        if every and slugs:
+            raise CommandError("name slugs or give --all, not both", returncode=2)
+        if not (every or slugs or only_failed):
+            raise CommandError("name one or more slugs, or give --all", returncode=2)
+        if slugs:
+            found = {i.slug: i for i in Integration.objects.filter(slug__in=slugs)}
+            unknown = [slug for slug in dict.fromkeys(slugs) if slug not in found]
+            if unknown:
+                raise CommandError(f"unknown integration: {', '.join(unknown)}", returncode=2)
+            selected = [found[slug] for slug in dict.fromkeys(slugs)]
+            if only_failed:
+                failing = set(last_test_failed(Integration.objects.filter(slug__in=slugs)))
+                selected = [i for i in selected if i.pk in failing]
+            return selected
+        enabled = Integration.objects.filter(enabled=True).order_by("slug")
+        if only_failed:
+            enabled = enabled.filter(pk__in=list(last_test_failed(enabled)))
+        return list(enabled)
+
+    def enqueue(self, integrations: list[Integration], *, as_json: bool) -> None:
+        from integrations.tasks import enqueue_tests
+
+        try:
+            results = enqueue_tests(integrations)
+        except Exception as exc:
+            # The engine is unreachable or misconfigured (Redis down, queue unknown).
+            raise CommandError(
+                f"could not enqueue: {type(exc).__name__}: {exc}", returncode=1
+            ) from None
+        pairs = [(i.slug, r) for i, r in zip(integrations, results, strict=True)]
+        if as_json:
+            self.stdout.write(json.dumps(
+                [{"slug": slug, "task_id": r.id, "status": str(r.status)} for slug, r in pairs],
+                indent=2,
+            ))
+        else:
+            for slug, result in pairs:
+                self.stdout.write(f"{result.id}\t{slug}")
+        backend = type(results[0].task.get_backend()).__name__
+        self.stderr.write(f"Enqueued {len(results)} test call(s) on {backend}.")
 
     def report(self, row: CallLog) -> None:
         slug = row.integration.slug
         if row.ok:
-            self.stderr.write(self.style.SUCCESS(f"ok    {slug}: {row.status_code} in {row.duration_ms} ms"))
+            self.stderr.write(
+                self.style.SUCCESS(f"ok    {slug}: {row.status_code} in {row.duration_ms} ms")
+            )
         else:
-            self.stderr.write(self.style.ERROR(f"FAIL  {slug}: {row.error or row.status_code}"))
+            reason = row.error or f"status {row.status_code}"
+            self.stderr.write(self.style.ERROR(f"FAIL  {slug}: {reason}"))
+
+    def summarize(self, results: list[CallLog], elapsed: float) -> None:
+        failed = sum(not row.ok for row in results)
+        line = f"{len(results) - failed} passed, {failed} failed in {elapsed:.1f} s"
+        timed = sorted((r for r in results if r.status_code is not None),
+                       key=lambda r: r.duration_ms, reverse=True)[:SLOWEST_SHOWN]
+        if timed:
+            line += "; slowest: " + ", ".join(
+                f"{r.integration.slug} {r.duration_ms} ms" for r in timed
+            )
+        self.stderr.write(self.style.ERROR(line) if failed else self.style.SUCCESS(line))
 
 
-def as_json(row: CallLog) -> dict[str, Any]:
-    return {
-        "slug": row.integration.slug,
-        "ok": row.ok,
-        "status_code": row.status_code,
-        "duration_ms": row.duration_ms,
-        "error": row.error or None,
-        "url": row.url,
-        "attempts": row.attempts,
-    }
+def last_test_failed(integrations: QuerySet[Integration]) -> QuerySet[Integration, int]:
+    """Primary keys of those whose most recent test call failed (never tested: excluded)."""
+    latest = CallLog.objects.filter(integration=OuterRef("pk"), is_test=True).order_by(
+        "-created_at", "-id"
+    )
+    return (
+        integrations.annotate(last_ok=Subquery(latest.values("ok")[:1]))
+        .filter(last_ok=False)
+        .values_list("pk", flat=True)
+    )
+
+
+class Progress:
+    """``[12/1000] 11 passed, 1 failed`` rewritten in place on a terminal's stderr."""
+
+    def __init__(self, command: BaseCommand, total: int) -> None:
+        self.command = command
+        self.total = total
+        self.done = self.failed = 0
+
+    def update(self, row: CallLog) -> None:
+        self.done += 1
+        self.failed += not row.ok
+        self.command.stderr.write(
+            f"\r[{self.done}/{self.total}] {self.done - self.failed} passed, "
+            f"{self.failed} failed",
+            ending="",
+        )
+        self.command.stderr.flush()
+
+    def finish(self) -> None:
+        self.command.stderr.write("")
