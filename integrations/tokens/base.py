@@ -1,21 +1,33 @@
 """The token provider base: what every auth type shares.
 
 A provider turns an integration's auth options and secrets into a ``Token`` and puts
-it on outgoing requests. Subclasses override ``obtain`` (and, rarely, ``authorize``);
-presets are thin subclasses that map their provider's fields onto a generic flow and
-declare its published rules in their ``Options`` form.
+it on outgoing requests. Hooks, in the order they run:
+
+- ``map_options(options)``: presets translate their own fields (``app_id``,
+  ``service_account``) into the generic flow's options; generic flows keep them as is.
+- ``claims(request)``: the claims of the next JWT (previews use it too).
+- ``obtain(http, request)``: mint, or mint and trade at a token endpoint.
+- ``authorize(request, token)``: put the token on the outgoing request.
+
+Generic flows (``jwt_bearer``, ``jwt_grant``, ``client_assertion``, ``jwt_exchange``)
+override ``obtain``; presets are thin subclasses of a flow that override
+``map_options``, declare their fields and published rules in an ``Options`` form, and
+name their secrets in ``secret_fields``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 
-from .signing import ALGORITHMS, Signer, load_signing_key, standard_claims
+from ..conf import app_settings
 from ..exceptions import InvalidConfiguration
+from .signing import ALGORITHMS, Signer, load_signing_key, standard_claims
 
 if TYPE_CHECKING:
     import requests
@@ -31,8 +43,15 @@ class Token:
     expires_at: float
     kid: str = ""
     jti: str = ""
+    obtained_at: float = field(default_factory=time.time)
 
     def fresh(self, margin: float, now: float | None = None) -> bool:
+        """True until ``margin`` seconds before expiry.
+
+        The margin shrinks to half the token's life for short-lived tokens, so a token
+        living less than the margin is still reused for a while instead of never.
+        """
+        margin = min(margin, max(self.expires_at - self.obtained_at, 0) / 2)
         return (now if now is not None else time.time()) < self.expires_at - margin
 
 
@@ -44,6 +63,7 @@ class SecretInput(forms.PasswordInput):
 
 
 def secret_field(label: str, help_text: str = "") -> forms.CharField:
+    """A secret option: never rendered back, blank keeps the stored value."""
     return forms.CharField(
         label=label,
         required=False,
@@ -53,15 +73,55 @@ def secret_field(label: str, help_text: str = "") -> forms.CharField:
     )
 
 
+class URLField(forms.CharField):
+    """An endpoint URL, checked like ``base_url``: http/https, a host, no userinfo."""
+
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        if value:
+            # Imported here: validation imports this package at module level.
+            from ..validation import check_url
+
+            try:
+                check_url(value, "url")
+            except InvalidConfiguration as exc:
+                raise forms.ValidationError(exc.message) from None
+        return value
+
+
+def check_key(
+    form: forms.Form, data: dict[str, Any], algorithm: str | None, key_field: str
+) -> None:
+    """Add a form error on ``key_field`` unless its key suits ``algorithm`` (SECURITY 2-3)."""
+    material = data.get(key_field)
+    if not material:
+        form.add_error(key_field, "This secret is required.")
+        return
+    if algorithm:
+        try:
+            load_signing_key(algorithm, material)
+        except InvalidConfiguration as exc:
+            form.add_error(key_field, exc.message)
+
+
+def check_cap(form: forms.Form, lifetime: int | None, cap: int, *, skew: int = 0) -> None:
+    """Refuse a lifetime past a provider's cap. ``skew``: the provider measures the cap
+    from ``iat``, which is backdated by that many seconds."""
+    if lifetime and lifetime + skew > cap:
+        what = f"lifetime + {skew} s of iat backdating" if skew else "lifetime"
+        form.add_error(
+            "lifetime",
+            f"{what} must be at most {cap} seconds for this provider; got {lifetime + skew}",
+        )
+
+
 class JWTOptions(forms.Form):
     """Options every JWT-minting flow shares. Subclasses add theirs and set the caps."""
 
     max_lifetime: ClassVar[int | None] = None
 
     algorithm = forms.ChoiceField(choices=[(a, a) for a in ALGORITHMS], initial="RS256")
-    key = secret_field(
-        "Signing key", "PEM private key, or the shared secret for HS256/384/512."
-    )
+    key = secret_field("Signing key", "PEM private key, or the shared secret for HS256/384/512.")
     key_id = forms.CharField(required=False, help_text="Sent as the JOSE kid header.")
     claims = forms.JSONField(
         required=False,
@@ -71,7 +131,10 @@ class JWTOptions(forms.Form):
     )
     lifetime = forms.IntegerField(min_value=1, initial=300, help_text="Seconds.")
     clock_skew = forms.IntegerField(
-        min_value=0, max_value=300, initial=30, required=False,
+        min_value=0,
+        max_value=300,
+        initial=30,
+        required=False,
         help_text="Seconds iat is backdated, for servers whose clock runs behind.",
     )
 
@@ -88,32 +151,47 @@ class JWTOptions(forms.Form):
         data = super().clean() or {}
         if data.get("clock_skew") is None:
             data["clock_skew"] = 30
-        self.check_key(data, "algorithm", "key")
-        self.check_lifetime(data)
+        check_key(self, data, data.get("algorithm"), "key")
+        if self.max_lifetime:
+            check_cap(self, data.get("lifetime"), self.max_lifetime)
         return data
 
-    def check_key(self, data: dict[str, Any], algorithm_field: str, key_field: str) -> None:
-        algorithm, material = data.get(algorithm_field), data.get(key_field)
-        if not material:
-            self.add_error(key_field, "This secret is required.")
-            return
-        if algorithm:
-            try:
-                load_signing_key(algorithm, material)
-            except InvalidConfiguration as exc:
-                self.add_error(key_field, exc.message)
 
-    def check_lifetime(self, data: dict[str, Any]) -> None:
-        lifetime = data.get("lifetime")
-        if self.max_lifetime and lifetime and lifetime > self.max_lifetime:
-            self.add_error(
-                "lifetime",
-                f"at most {self.max_lifetime} seconds for this provider; got {lifetime}",
-            )
+def lifetime_field(initial: int, cap: int) -> forms.IntegerField:
+    return forms.IntegerField(
+        min_value=1,
+        max_value=cap,
+        initial=initial,
+        required=False,
+        help_text=f"Seconds; at most {cap} for this provider.",
+    )
+
+
+class PresetOptions(forms.Form):
+    """A preset's own fields. Subclasses declare them and the provider's rules: which
+    algorithm its key must suit, the lifetime cap and whether the provider measures it
+    from ``iat`` (backdated by ``clock_skew``) or from now."""
+
+    algorithm: ClassVar[str] = "RS256"
+    key_field: ClassVar[str] = "private_key"
+    clock_skew: ClassVar[int] = 30
+    max_lifetime: ClassVar[int]
+    cap_from_iat: ClassVar[bool] = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.key_field:
+            check_key(self, data, self.algorithm, self.key_field)
+        if not data.get("lifetime") and "lifetime" in self.fields:
+            data["lifetime"] = self.fields["lifetime"].initial
+        skew = self.clock_skew if self.cap_from_iat else 0
+        check_cap(self, data.get("lifetime"), self.max_lifetime, skew=skew)
+        return data
 
 
 class TokenProvider:
-    """Base of every auth type. ``options`` are cleaned ``Options`` data, secrets included."""
+    """Base of every auth type. ``options`` are cleaned ``Options`` data, secrets included,
+    mapped by ``map_options`` onto the generic flow's options."""
 
     type: ClassVar[str]
     label: ClassVar[str]
@@ -126,11 +204,17 @@ class TokenProvider:
         self.integration = integration
         self.slug = integration.slug
         self.base_url = integration.base_url
-        self.options = options
+        # Token endpoints get the integration's bounds (SECURITY 15).
+        self.timeout = (float(app_settings.CONNECT_TIMEOUT), float(integration.timeout or 10.0))
+        self.options = self.map_options(options)
         self.cache_key = f"integrations:token:{integration.slug}:{integration.auth_fingerprint}"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.slug!r}>"
+
+    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The generic flow's options from this type's own (presets override this)."""
+        return options
 
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
         """Mint or fetch a new token. ``request`` is given only when not ``cacheable``."""
@@ -144,16 +228,23 @@ class TokenProvider:
         """Headers that carry credentials: dropped when a redirect changes host."""
         return ("Authorization",)
 
+    def preview(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
+        """What the next credential will look like, without signature or secret."""
+        raise NotImplementedError
+
 
 class JWTProvider(TokenProvider):
     """A provider that signs JWTs: builds one ``Signer`` and the standard claims."""
 
     Options = JWTOptions
     always_jti: ClassVar[bool] = False
+    # How the JWT travels, for previews: "sent as ...".
+    delivery: ClassVar[str] = ""
 
     def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
         super().__init__(integration, options)
         self.signer = self.build_signer()
+        self._last_minted = b""
 
     def build_signer(self) -> Signer:
         return Signer(
@@ -170,5 +261,24 @@ class JWTProvider(TokenProvider):
         )
 
     def mint(self, request: requests.PreparedRequest | None = None) -> tuple[str, dict[str, Any]]:
+        """A signed JWT and its claims; never the same bytes twice in a row."""
         claims = self.claims(request)
-        return self.signer.sign(claims), claims
+        token = self.signer.sign(claims)
+        digest = hashlib.sha256(token.encode()).digest()
+        if digest == self._last_minted:
+            # Same claims in the same second sign to the same bytes, and a token that
+            # replaces a refused one must differ from it (SPEC): a jti makes it unique.
+            claims["jti"] = str(uuid.uuid4())
+            token = self.signer.sign(claims)
+            digest = hashlib.sha256(token.encode()).digest()
+        self._last_minted = digest
+        return token, claims
+
+    def preview(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
+        header = {"alg": self.signer.algorithm, **self.signer.headers}
+        return {
+            "auth_type": self.type,
+            "header": header,
+            "claims": self.claims(request),
+            "delivery": self.delivery,
+        }

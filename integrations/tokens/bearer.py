@@ -25,6 +25,7 @@ class BearerProvider(JWTProvider):
     type = "jwt_bearer"
     label = "JWT bearer (signed JWT on every call)"
     Options = BearerOptions
+    delivery = "sent on every call in header_name with scheme (default Authorization: Bearer)"
 
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
         token, claims = self.mint(request)
@@ -44,5 +45,3 @@ class BearerProvider(JWTProvider):
     @property
     def credential_headers(self) -> tuple[str, ...]:
         return (self.options.get("header_name") or "Authorization",)
-
-

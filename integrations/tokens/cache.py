@@ -2,13 +2,18 @@
 
 Two levels. A process-local dict answers the hot path with no I/O. Behind it, Django's
 cache (``CACHE_URL``; Redis in production) shares tokens between processes, stored
-AES-GCM encrypted under the storage key ring, so a cache dump reveals no token.
+AES-GCM encrypted under the storage key ring with the cache key as associated data, so
+a cache dump reveals no token and an entry cannot be moved to another key.
 
 Refreshes are single-flight: one lock per key in the process (SECURITY 22), and across
-processes a ``cache.add`` lock with a TTL, re-checked after it is taken (SECURITY 23), so
-N processes hitting a cold integration cause one token request. A holder that dies
-leaves a lock that expires after TOKEN_LOCK_TIMEOUT. With a local-memory cache this
-degrades to one refresh per process.
+processes a ``cache.add`` lock (Redis ``SET NX`` with a TTL) that is re-checked after
+it is taken (SECURITY 23), so N processes hitting a cold integration cause one token
+request. A holder that dies leaves a lock that expires after TOKEN_LOCK_TIMEOUT, and
+the waiters take over. With a local-memory cache this degrades to one refresh per
+process.
+
+Keys carry ``Integration.auth_fingerprint``, so an edit of the key or claims is a new
+key: the next call mints with the new settings at once.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from django.core.cache import cache
 
 from ..conf import app_settings
 from ..crypto import keyring
-from ..exceptions import IntegrationError
+from ..exceptions import IntegrationError, TokenError
 from .base import Token
 
 POLL_INTERVAL = 0.05
+# Freshness is judged by this clock; tests move it to make tokens expire.
+clock: Callable[[], float] = time.time
 
 
 class TokenCache:
@@ -37,13 +44,14 @@ class TokenCache:
 
     def get(self, key: str, obtain: Callable[[], Token]) -> Token:
         """A fresh token for ``key``, calling ``obtain`` only when none is cached."""
-        token = self._local.get(key)
         margin = app_settings.TOKEN_REFRESH_MARGIN
-        if token is not None and token.fresh(margin):
+        token = self._local.get(key)
+        if token is not None and token.fresh(margin, clock()):
             return token
         with self._lock(key):
+            # Re-check: the thread that held the lock may have refreshed it already.
             token = self._local.get(key)
-            if token is None or not token.fresh(margin):
+            if token is None or not token.fresh(margin, clock()):
                 token = self._shared(key, obtain, margin)
                 self._local[key] = token
             return token
@@ -52,7 +60,7 @@ class TokenCache:
         """Drop ``token`` (or whatever is cached) so the next ``get`` obtains anew.
 
         Given the token the remote refused, only that token is dropped: when another
-        thread already replaced it, the replacement stays.
+        thread or process already replaced it, the replacement stays.
         """
         with self._lock(key):
             current = self._local.get(key)
@@ -63,6 +71,7 @@ class TokenCache:
                     cache.delete(key)
 
     def clear(self) -> None:
+        """Forget this process's tokens (the shared cache is left alone)."""
         self._local.clear()
 
     def _lock(self, key: str) -> threading.Lock:
@@ -71,28 +80,32 @@ class TokenCache:
 
     def _shared(self, key: str, obtain: Callable[[], Token], margin: float) -> Token:
         token = self._read_shared(key)
-        if token is not None and token.fresh(margin):
+        if token is not None and token.fresh(margin, clock()):
             return token
         lock_key = f"{key}:lock"
         owner = uuid.uuid4().hex
-        deadline = time.monotonic() + app_settings.TOKEN_LOCK_TIMEOUT
-        while not cache.add(lock_key, owner, timeout=app_settings.TOKEN_LOCK_TIMEOUT):
+        lock_ttl = app_settings.TOKEN_LOCK_TIMEOUT
+        # Longer than the lock's TTL: a dead holder's lock expires before we give up.
+        deadline = time.monotonic() + 2 * lock_ttl + 1
+        while not cache.add(lock_key, owner, timeout=lock_ttl):
             # Another process is refreshing: wait for its token, or for its lock to
-            # expire if it died, then try again.
+            # expire if it died, then take the lock ourselves.
             time.sleep(POLL_INTERVAL)
             token = self._read_shared(key)
-            if token is not None and token.fresh(margin):
+            if token is not None and token.fresh(margin, clock()):
                 return token
             if time.monotonic() > deadline:
-                raise IntegrationError("timed out waiting for another process to refresh a token")
+                raise TokenError("timed out waiting for another process to refresh a token")
         try:
             token = self._read_shared(key)
-            if token is not None and token.fresh(margin):
+            if token is not None and token.fresh(margin, clock()):
                 return token
             token = obtain()
             self._write_shared(key, token, margin)
             return token
         finally:
+            # Not atomic: a lock that expired mid-refresh and was taken by another
+            # process could be deleted here, costing at worst one extra refresh.
             if cache.get(lock_key) == owner:
                 cache.delete(lock_key)
 
@@ -102,15 +115,29 @@ class TokenCache:
             return None
         try:
             data = json.loads(keyring().decrypt(sealed, key.encode()))
-        except (IntegrationError, ValueError):
-            return None  # undecryptable (key rotated away): treat as a miss
-        return Token(data["value"], data["expires_at"], data.get("kid", ""), data.get("jti", ""))
+            return Token(
+                data["value"],
+                data["expires_at"],
+                data.get("kid", ""),
+                data.get("jti", ""),
+                data.get("obtained_at", data["expires_at"]),
+            )
+        except (IntegrationError, ValueError, KeyError, TypeError):
+            return None  # undecryptable (storage key rotated away) or foreign: a miss
 
     def _write_shared(self, key: str, token: Token, margin: float) -> None:
-        ttl = int(token.expires_at - time.time() - margin)
+        ttl = int(
+            token.expires_at - clock() - min(margin, (token.expires_at - token.obtained_at) / 2)
+        )
         if ttl <= 0:
             return
-        data = {"value": token.value, "expires_at": token.expires_at, "kid": token.kid, "jti": token.jti}
+        data = {
+            "value": token.value,
+            "expires_at": token.expires_at,
+            "obtained_at": token.obtained_at,
+            "kid": token.kid,
+            "jti": token.jti,
+        }
         cache.set(key, keyring().encrypt(json.dumps(data), key.encode()), timeout=ttl)
 
 

@@ -9,8 +9,10 @@ Exception messages must not contain sensitive information.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import json
 import time
 import uuid
 from typing import Any
@@ -19,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.views.decorators.debug import sensitive_variables
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from ..exceptions import InvalidConfiguration
 
@@ -73,8 +76,7 @@ def _hmac_secret(algorithm: str, material: str) -> bytes:
     needed = HMAC_ALGORITHMS[algorithm]
     if len(secret) < needed:
         raise InvalidConfiguration(
-            f"{algorithm} needs a secret of at least {needed} bytes; this one has "
-            f"{len(secret)}",
+            f"{algorithm} needs a secret of at least {needed} bytes; this one has {len(secret)}",
             field="key",
         )
     if len(set(secret)) < 8:
@@ -97,8 +99,7 @@ def _private_key(algorithm: str, material: str) -> SigningKey:
         key = serialization.load_pem_private_key(material.strip().encode("utf-8"), password=None)
     except (ValueError, TypeError):
         raise InvalidConfiguration(
-            f"{algorithm} needs an unencrypted PEM private key; this value does not parse "
-            "as one",
+            f"{algorithm} needs an unencrypted PEM private key; this value does not parse as one",
             field="key",
         ) from None
     except Exception:  # cryptography raises UnsupportedAlgorithm for odd key types
@@ -112,8 +113,7 @@ def _private_key(algorithm: str, material: str) -> SigningKey:
             )
         if key.key_size < MIN_RSA_BITS:
             raise InvalidConfiguration(
-                f"RSA keys must have at least {MIN_RSA_BITS} bits; this one has "
-                f"{key.key_size}",
+                f"RSA keys must have at least {MIN_RSA_BITS} bits; this one has {key.key_size}",
                 field="key",
             )
     elif algorithm in EC_ALGORITHMS:
@@ -158,6 +158,35 @@ def public_key_pem(key: SigningKey) -> str | None:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode("ascii")
     )
+
+
+def public_jwk(key: SigningKey) -> dict[str, Any] | None:
+    """The public half as a JWK (RFC 7517), None for a shared secret."""
+    if isinstance(key, bytes):
+        return None
+    public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    else:
+        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
+    return dict(jwk)
+
+
+# RFC 7638 §3.2: the members a thumbprint hashes, per key type.
+THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding."""
+    members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
 
 
 @sensitive_variables("material", "key")
@@ -206,6 +235,14 @@ class Signer:
 
     def __repr__(self) -> str:
         return f"<Signer {self.algorithm} kid={self.headers.get('kid', '')!r}>"
+
+    @property
+    def public_pem(self) -> str | None:
+        return public_key_pem(self._key)
+
+    @property
+    def public_jwk(self) -> dict[str, Any] | None:
+        return public_jwk(self._key)
 
     @sensitive_variables("token")
     def sign(self, claims: dict[str, Any]) -> str:

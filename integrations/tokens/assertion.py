@@ -1,0 +1,83 @@
+"""``client_assertion``: RFC 7523 §2.2 client authentication, OpenID Connect's
+``private_key_jwt``, in a ``client_credentials`` grant (SPEC: auth types).
+
+The JWT authenticates the client: iss = sub = client_id, aud = the token URL (or
+``audience`` where the server wants another, e.g. Auth0's ``https://tenant/``), and a
+fresh uuid4 ``jti`` every time, since servers refuse a replayed one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+
+from .base import JWTOptions, URLField
+from .endpoint import TokenEndpointProvider
+from .registry import register
+from .signing import standard_claims
+
+if TYPE_CHECKING:
+    import requests
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class ClientAssertionOptions(JWTOptions):
+    client_id = forms.CharField(help_text="Becomes iss and sub of the assertion.")
+    token_url = URLField(help_text="The authorization server's token endpoint.")
+    scope = forms.CharField(required=False, help_text="Space-separated.")
+    audience = forms.CharField(
+        required=False, help_text="The assertion's aud when not the token URL."
+    )
+    params = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='Extra form fields for the token request, e.g. {"audience": "https://api/"}.',
+    )
+    claims = None  # type: ignore[assignment]  # iss, sub, aud and jti are fixed by RFC 7523
+
+    def clean_params(self) -> dict[str, str]:
+        params = self.cleaned_data.get("params") or {}
+        if not isinstance(params, dict) or not all(
+            isinstance(value, str) for value in params.values()
+        ):
+            raise forms.ValidationError("params must be a JSON object of strings")
+        fixed = sorted(set(params) & {"grant_type", "client_assertion", "client_assertion_type"})
+        if fixed:
+            raise forms.ValidationError(f"{', '.join(fixed)} are set by the app, not here")
+        return params
+
+
+@register
+class ClientAssertionProvider(TokenEndpointProvider):
+    type = "client_assertion"
+    label = "Client assertion, private_key_jwt (RFC 7523 §2.2)"
+    Options = ClientAssertionOptions
+    always_jti = True
+    delivery = (
+        "POSTed to token_url as client_assertion in a client_credentials grant "
+        "(RFC 7523 §2.2); the access_token is sent as Bearer"
+    )
+
+    def claims(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
+        client_id = self.options["client_id"]
+        audience = self.options.get("audience") or self.endpoint_url()
+        return standard_claims(
+            {"iss": client_id, "sub": client_id, "aud": audience},
+            lifetime=self.options["lifetime"],
+            clock_skew=self.options.get("clock_skew") or 0,
+            jti=True,
+        )
+
+    def form(self, assertion: str) -> dict[str, str]:
+        form = {
+            **(self.options.get("params") or {}),
+            "grant_type": "client_credentials",
+            "client_id": self.options["client_id"],
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        }
+        if self.options.get("scope"):
+            form["scope"] = self.options["scope"]
+        return form

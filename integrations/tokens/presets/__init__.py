@@ -1,0 +1,7 @@
+"""Provider presets: thin layers over the generic flows, one module per provider.
+
+Each maps its provider's fields onto a generic flow (``map_options``) and enforces the
+provider's published rules on save in its ``Options`` form (PROVIDERS.md).
+"""
+
+from . import app_store_connect, github, google  # noqa: F401  (register their providers)

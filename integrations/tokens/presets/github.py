@@ -1,0 +1,57 @@
+"""``github_app``: a GitHub App acting as one installation (preset of ``jwt_exchange``).
+
+GitHub's rules: RS256, iss = the app's client ID or app ID, iat backdated 60 s for
+clock drift, exp at most 10 minutes ahead. The JWT is exchanged at
+``POST {base_url}/app/installations/{installation_id}/access_tokens`` for
+``{token, expires_at}`` (an hour), which then goes out as Bearer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from ..base import PresetOptions, lifetime_field, secret_field
+from ..exchange import ExchangeProvider
+from ..registry import register
+
+
+class GitHubAppOptions(PresetOptions):
+    clock_skew = 60
+    # GitHub refuses "'exp' is too far in the future" past now + 600; the default leaves
+    # a minute for a host clock that runs fast.
+    max_lifetime = 600
+
+    app_id = forms.CharField(help_text="The app's client ID (recommended) or numeric app ID.")
+    installation_id = forms.RegexField(
+        regex=r"^[0-9]+$", help_text="From the installation's settings URL."
+    )
+    private_key = secret_field("Private key", "The app's PEM private key (RSA).")
+    lifetime = lifetime_field(initial=540, cap=600)
+
+
+@register
+class GitHubAppProvider(ExchangeProvider):
+    type = "github_app"
+    label = "GitHub App installation"
+    Options = GitHubAppOptions
+    secret_fields = ("private_key",)
+    delivery = (
+        "sent as Bearer to POST {base_url}/app/installations/{installation_id}/access_tokens; "
+        "the installation token is sent as Bearer"
+    )
+
+    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "algorithm": "RS256",
+            "key": options["private_key"],
+            "claims": {"iss": str(options["app_id"])},
+            "lifetime": options["lifetime"],
+            "clock_skew": GitHubAppOptions.clock_skew,
+            "exchange_url": self.base_url.rstrip("/")
+            + f"/app/installations/{options['installation_id']}/access_tokens",
+            "exchange_method": "POST",
+            "token_field": "token",
+            "expires_field": "expires_at",
+        }
