@@ -96,22 +96,10 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
     except InvalidConfiguration as exc:
         fail("auth.type", exc.message)
         return errors
-    for name in sorted(set(cls.secret_fields) & set(integration.auth_config)):
-        # Plain options are stored and exported in clear: a secret there would leak.
-        fail(f"auth.{name}", "is a secret: it is stored encrypted, never among plain options")
-    algorithm = integration.auth_config.get("algorithm")
-    if algorithm is not None and algorithm not in ALGORITHMS:
-        # Said plainly, before the form's generic "Select a valid choice" (SECURITY 1).
-        fail(
-            "auth.algorithm",
-            f"{algorithm!r} is not allowed"
-            + (" (unsigned tokens are never sent)" if str(algorithm).lower() == "none" else "")
-            + f"; use one of {', '.join(ALGORITHMS)}",
-        )
-    unknown = sorted(set(integration.auth_config) - set(cls.Options.base_fields))
-    if unknown:
-        fail("auth", f"unknown option(s) {', '.join(unknown)} for {integration.auth_type}")
-    if errors:
+    problems = auth_structure_errors(cls, integration.auth_type, integration.auth_config)
+    for field, message in problems:
+        fail(field, message)
+    if problems:
         return errors
     try:
         secrets = integration.get_secrets()
@@ -121,6 +109,31 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
     auth, _ = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
     errors.update(auth)
     return errors
+
+
+def auth_structure_errors(
+    cls: type[TokenProvider], auth_type: str, options: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Problems with the shape of the plain auth options, before any key is parsed."""
+    problems = [
+        # Plain options are stored and exported in clear: a secret there would leak.
+        (f"auth.{name}", "is a secret: it is stored encrypted, never among plain options")
+        for name in sorted(set(cls.secret_fields) & set(options))
+    ]
+    algorithm = options.get("algorithm")
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        # Said plainly, before the form's generic "Select a valid choice" (SECURITY 1).
+        unsigned = " (unsigned tokens are never sent)" if str(algorithm).lower() == "none" else ""
+        problems.append(
+            (
+                "auth.algorithm",
+                f"{algorithm!r} is not allowed{unsigned}; use one of {', '.join(ALGORITHMS)}",
+            )
+        )
+    unknown = sorted(set(options) - set(cls.Options.base_fields))
+    if unknown:
+        problems.append(("auth", f"unknown option(s) {', '.join(unknown)} for {auth_type}"))
+    return problems
 
 
 def check_headers(headers: Any, fail: Any) -> None:
