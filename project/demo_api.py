@@ -1,8 +1,9 @@
 """A small JWT-verifying API for the demo: what a remote provider does on its side.
 
-Serves ``GET /api/health`` and ``GET /api/whoami`` on loopback; every request must carry
-``Authorization: Bearer <HS256 JWT>`` signed with the shared secret, with ``aud`` =
-``demo-api``, a current ``exp`` and an ``iat`` not in the future. Anything else is 401.
+Serves ``GET /api/health`` and ``GET /api/whoami`` (which echoes the verified claims) on
+loopback; every request must carry ``Authorization: Bearer <HS256 JWT>`` signed with the
+shared secret, with ``aud`` = ``demo-api``, a current ``exp`` and an ``iat`` not in the
+future. Anything else is 401.
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class _Handler(BaseHTTPRequestHandler):
         claims, problem = self._verify()
         if problem:
             self._reply(401, {"error": "invalid_token", "error_description": problem})
-        elif self.path.split("?")[0] in {"/api/health", "/api/whoami"}:
-            self._reply(200, {"ok": True, "iss": claims.get("iss"), "sub": claims.get("sub")})
+        elif self.path.split("?")[0] == "/api/health":
+            self._reply(200, {"ok": True})
+        elif self.path.split("?")[0] == "/api/whoami":
+            # Claims are not secret; echoing them shows what the API verified.
+            self._reply(200, {"ok": True, "claims": claims})
         else:
             self._reply(404, {"error": "not_found"})
 
