@@ -21,10 +21,10 @@ from django.views.decorators.debug import sensitive_variables
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .models import Integration, LogCalls
 from .tokens import provider_class
-from .validation import validate_integration
+from .validation import option_names, validate_integration
 
 # Entry keys and the model fields they set, besides slug and auth.
-PLAIN_FIELDS = {
+PLAIN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "base_url": str,
     "enabled": bool,
@@ -37,7 +37,7 @@ PLAIN_FIELDS = {
     "idempotency_header": str,
 }
 
-TYPE_NAMES: dict[Any, str] = {
+TYPE_NAMES: dict[type | tuple[type, ...], str] = {
     str: "a string",
     bool: "true or false",
     dict: "a JSON object",
@@ -189,7 +189,7 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
         for name in cls.secret_fields
     }
     options = {k: v for k, v in auth.items() if k != "type" and k not in cls.secret_fields}
-    unknown = sorted(set(options) - set(cls.Options.base_fields))
+    unknown = sorted(set(options) - option_names(cls))
     if unknown:
         raise InvalidConfiguration(
             f"unknown option(s) {', '.join(unknown)} for {auth_type}", entry=slug, field="auth"

@@ -10,6 +10,8 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from django.views.decorators.debug import sensitive_variables
+
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .tokens import provider_class
 from .tokens.signing import ALGORITHMS
@@ -43,6 +45,7 @@ def check_url(url: str, field: str) -> None:
         )
 
 
+@sensitive_variables("options", "form")
 def auth_errors(
     auth_type: str, options: dict[str, Any]
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -51,7 +54,8 @@ def auth_errors(
         cls = provider_class(auth_type)
     except InvalidConfiguration as exc:
         return {"auth.type": [exc.message]}, {}
-    form = cls.Options(data=with_defaults(cls.Options, options))
+    form_class: Any = cls.Options  # django-stubs cannot type a form class held in a ClassVar
+    form = form_class(data=with_defaults(form_class, options))
     if form.is_valid():
         return {}, form.cleaned_data
     errors = {
@@ -61,6 +65,7 @@ def auth_errors(
     return errors, {}
 
 
+@sensitive_variables("options", "data")
 def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, Any]:
     """Options with each absent field at its ``initial``: a configuration file states
     only what differs from the defaults, and a bound form would read absent as empty."""
@@ -73,6 +78,7 @@ def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, A
     return data
 
 
+@sensitive_variables("secrets")
 def validate_integration(integration: Integration) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
@@ -130,10 +136,16 @@ def auth_structure_errors(
                 f"{algorithm!r} is not allowed{unsigned}; use one of {', '.join(ALGORITHMS)}",
             )
         )
-    unknown = sorted(set(options) - set(cls.Options.base_fields))
+    unknown = sorted(set(options) - option_names(cls))
     if unknown:
         problems.append(("auth", f"unknown option(s) {', '.join(unknown)} for {auth_type}"))
     return problems
+
+
+def option_names(cls: type[TokenProvider]) -> set[str]:
+    """The plain and secret option names an auth type's Options form declares."""
+    form_class: Any = cls.Options  # django-stubs cannot type a form class held in a ClassVar
+    return set(form_class.base_fields)
 
 
 def check_headers(headers: Any, fail: Any) -> None:
@@ -171,6 +183,7 @@ def check_test_request(test_request: Any, fail: Any) -> None:
         fail("test_request", "expect_status must be a list of HTTP status codes")
 
 
+@sensitive_variables("secrets", "cleaned")
 def build_provider(integration: Integration) -> TokenProvider:
     """The integration's token provider, from validated options and decrypted secrets."""
     secrets = integration.get_secrets()
