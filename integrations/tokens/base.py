@@ -160,7 +160,6 @@ class JWTOptions(forms.Form):
 def lifetime_field(initial: int, cap: int) -> forms.IntegerField:
     return forms.IntegerField(
         min_value=1,
-        max_value=cap,
         initial=initial,
         required=False,
         help_text=f"Seconds; at most {cap} for this provider.",

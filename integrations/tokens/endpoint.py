@@ -86,6 +86,9 @@ class TokenEndpointProvider(JWTProvider):
     """Mints an assertion and trades it at an endpoint. Subclasses say where and how
     (``endpoint``, ``send``) and where the answer keeps the token (``token_field``...)."""
 
+    # Named in error messages. Not "token endpoint": the call log's redaction reads
+    # "token <word of 8+ characters>" as a credential.
+    endpoint_name: ClassVar[str] = "token URL"
     token_field: ClassVar[str] = "access_token"
     expires_field: ClassVar[str] = ""
 
@@ -118,7 +121,7 @@ class TokenEndpointProvider(JWTProvider):
         value = lookup(payload, fields[0])
         if not isinstance(value, str) or not value:
             raise TokenError(
-                f"{self.slug}: the token endpoint's answer has no {fields[0]!r} "
+                f"{self.slug}: the {self.endpoint_name}'s answer has no {fields[0]!r} "
                 f"(fields present: {', '.join(sorted(payload)) or 'none'})"
             )
         self.check_token_type(payload)
@@ -137,7 +140,7 @@ class TokenEndpointProvider(JWTProvider):
         token_type = payload.get("token_type")
         if isinstance(token_type, str) and token_type.lower() not in {"bearer", "n_a"}:
             raise TokenError(
-                f"{self.slug}: the token endpoint issued a {token_type!r} token; only "
+                f"{self.slug}: the {self.endpoint_name} issued a {token_type!r} token; only "
                 "Bearer tokens are supported"
             )
 
@@ -148,7 +151,7 @@ class TokenEndpointProvider(JWTProvider):
                 return parse_expiry(lookup(payload, expires_field))
             except ValueError:
                 raise TokenError(
-                    f"{self.slug}: {expires_field!r} in the token endpoint's answer is "
+                    f"{self.slug}: {expires_field!r} in the {self.endpoint_name}'s answer is "
                     "neither ISO 8601 nor epoch seconds"
                 ) from None
         expires_in = payload.get("expires_in")
@@ -157,7 +160,7 @@ class TokenEndpointProvider(JWTProvider):
                 return now + float(expires_in)
             except (TypeError, ValueError):
                 raise TokenError(
-                    f"{self.slug}: expires_in in the token endpoint's answer is not a number"
+                    f"{self.slug}: expires_in in the {self.endpoint_name}'s answer is not a number"
                 ) from None
         return jwt_expiry(value) or now + DEFAULT_EXPIRES_IN
 
@@ -177,10 +180,13 @@ class TokenEndpointProvider(JWTProvider):
         except requests.RequestException as exc:
             detail = clean_remote_text(str(exc), assertion)
             raise TokenError(
-                f"{self.slug}: token endpoint {where} unreachable: {type(exc).__name__}: {detail}"
+                f"{self.slug}: cannot reach the {self.endpoint_name} ({where}): "
+                f"{type(exc).__name__}: {detail}"
             ) from None
         if len(body) > MAX_TOKEN_RESPONSE_BYTES:
-            raise TokenError(f"{self.slug}: token endpoint {where} answered with an oversized body")
+            raise TokenError(
+                f"{self.slug}: the {self.endpoint_name} ({where}) answered with an oversized body"
+            )
         try:
             payload = json.loads(body)
         except ValueError:
@@ -189,7 +195,7 @@ class TokenEndpointProvider(JWTProvider):
             raise self.refusal(response.status_code, payload, where, assertion)
         if not isinstance(payload, dict):
             raise TokenError(
-                f"{self.slug}: token endpoint {where} answered HTTP {response.status_code} "
+                f"{self.slug}: the {self.endpoint_name} ({where}) answered HTTP {response.status_code} "
                 "with something that is not a JSON object"
             )
         return payload
@@ -201,7 +207,7 @@ class TokenEndpointProvider(JWTProvider):
             # GitHub and others say it in "message".
             text = payload.get("error_description") or payload.get("message") or ""
             description = clean_remote_text(str(text), assertion)
-        message = f"{self.slug}: token endpoint {where} refused (HTTP {status})"
+        message = f"{self.slug}: the {self.endpoint_name} ({where}) refused (HTTP {status})"
         if error:
             message += f": {error}"
         if description:

@@ -38,6 +38,7 @@ class ExchangeProvider(TokenEndpointProvider):
     type = "jwt_exchange"
     label = "JWT exchange (JWT as Bearer to an exchange URL)"
     Options = ExchangeOptions
+    endpoint_name = "exchange URL"
     delivery = "sent as Bearer to exchange_url; the token it answers with is sent as Bearer"
 
     def endpoint_url(self) -> str:

@@ -1,0 +1,173 @@
+"""Loopback emulators of token endpoints and the APIs behind them.
+
+An ``AuthServer`` verifies each assertion with joserfc (never PyJWT) against the public
+key and a provider's rules, issues opaque access tokens it counts, and serves a
+protected ``/api/resource`` that accepts only tokens it issued.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests import jose
+from tests.loopback import LoopbackServer, Recorded, Reply
+
+# rule(header, claims, request) -> None when the assertion is acceptable, else why not.
+Rule = Callable[[dict[str, Any], dict[str, Any], Recorded], str | None]
+
+
+def claims_within(cap: int, *, from_iat: bool = False) -> Rule:
+    """exp at most ``cap`` seconds after now (or after iat), iat not in the future."""
+
+    def rule(header: dict[str, Any], claims: dict[str, Any], request: Recorded) -> str | None:
+        now = time.time()
+        if not isinstance(claims.get("iat"), int) or not isinstance(claims.get("exp"), int):
+            return "iat and exp must be integer NumericDates"
+        if claims["iat"] > now + 1:
+            return "iat is in the future"
+        if claims["exp"] <= now:
+            return "the assertion has expired"
+        limit = claims["iat"] + cap if from_iat else now + cap + 1
+        if claims["exp"] > limit:
+            return "'exp' is too far in the future"
+        return None
+
+    return rule
+
+
+def expect(**wanted: Any) -> Rule:
+    """Exact values for header (``header_<name>``) and claims."""
+
+    def rule(header: dict[str, Any], claims: dict[str, Any], request: Recorded) -> str | None:
+        for name, value in wanted.items():
+            source, key = (header, name[7:]) if name.startswith("header_") else (claims, name)
+            if source.get(key) != value:
+                return f"{key} must be {value!r}, got {source.get(key)!r}"
+        return None
+
+    return rule
+
+
+class AuthServer:
+    """A token endpoint at ``path`` that trades verified assertions for access tokens."""
+
+    def __init__(
+        self,
+        server: LoopbackServer,
+        *,
+        verify_key: str | bytes,
+        algorithm: str,
+        rules: list[Rule],
+        path: str = "/token",
+        method: str = "POST",
+        answer: Callable[[str, int], dict[str, Any]] | None = None,
+        expires_in: int = 3600,
+        delay: float = 0.0,
+        form: Callable[[Recorded], str | None] | None = None,
+    ) -> None:
+        self.server = server
+        self.verify_key = verify_key
+        self.algorithm = algorithm
+        self.rules = rules
+        self.path = path
+        self.expires_in = expires_in
+        self.delay = delay
+        self.answer = answer or (
+            lambda token, ttl: {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+        )
+        self.form_rule = form
+        self.issued: list[str] = []
+        self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.seen_jti: set[str] = set()
+        self.lock = threading.Lock()
+        self.counter = itertools.count(1)
+        server.route(method, path, self.token)
+        server.route("GET", "/api/resource", self.resource)
+
+    @property
+    def url(self) -> str:
+        return self.server.url + self.path
+
+    @property
+    def mints(self) -> int:
+        return len(self.issued)
+
+    def token(self, request: Recorded) -> Reply:
+        if self.delay:
+            time.sleep(self.delay)
+        form = request.form if request.body else {}
+        assertion = form.get("assertion") or form.get("client_assertion") or request.bearer
+        if self.form_rule is not None:
+            problem = self.form_rule(request)
+            if problem:
+                return Reply(400, {"error": "invalid_request", "error_description": problem})
+        try:
+            header, claims = jose.verify(assertion, self.verify_key, self.algorithm)
+        except Exception as exc:
+            return Reply(401, {"error": "invalid_grant", "error_description": f"bad JWT: {exc}"})
+        for rule in self.rules:
+            problem = rule(header, claims, request)
+            if problem:
+                return Reply(400, {"error": "invalid_grant", "error_description": problem})
+        with self.lock:
+            jti = claims.get("jti")
+            if jti is not None:
+                if jti in self.seen_jti:
+                    return Reply(
+                        400, {"error": "invalid_grant", "error_description": "jti replayed"}
+                    )
+                self.seen_jti.add(jti)
+            token = f"at-{next(self.counter)}-{uuid.uuid4().hex}"
+            self.issued.append(token)
+            self.assertions.append((header, claims))
+        return Reply(200, self.answer(token, self.expires_in))
+
+    def resource(self, request: Recorded) -> Reply:
+        if request.bearer not in self.issued:
+            return Reply(401, {"error": "invalid_token"})
+        return Reply(200, {"ok": True})
+
+
+class BearerAPI:
+    """An API at ``path`` that verifies the JWT on each call against a provider's rules:
+    401 with the reason when one is broken."""
+
+    def __init__(
+        self,
+        server: LoopbackServer,
+        *,
+        verify_key: str | bytes,
+        algorithm: str,
+        rules: list[Rule],
+        path: str = "/api/resource",
+        method: str = "GET",
+        scheme: str = "Bearer",
+        header: str = "Authorization",
+    ) -> None:
+        self.verify_key = verify_key
+        self.algorithm = algorithm
+        self.rules = rules
+        self.scheme = scheme
+        self.header = header
+        self.accepted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        server.route(method, path, self.handle)
+
+    def handle(self, request: Recorded) -> Reply:
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme != self.scheme:
+            return Reply(401, {"errors": [{"detail": f"expected {self.scheme} scheme"}]})
+        try:
+            header, claims = jose.verify(token, self.verify_key, self.algorithm)
+        except Exception as exc:
+            return Reply(401, {"errors": [{"detail": f"bad JWT: {exc}"}]})
+        for rule in self.rules:
+            problem = rule(header, claims, request)
+            if problem:
+                return Reply(401, {"errors": [{"detail": problem}]})
+        self.accepted.append((header, claims))
+        return Reply(200, {"data": []})
