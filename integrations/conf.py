@@ -21,9 +21,14 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_TOTAL": 3,
     "RETRY_BACKOFF": 0.2,
     "RETRY_AFTER_CAP": 60,
+    # Seconds a process reuses an integration's session before checking the row for
+    # changes made by other processes (changes made in-process apply at once).
+    "SESSION_RECHECK": 1.0,
     "POOL_MAXSIZE": 32,
     "LOG_RETENTION_DAYS": 30,
     "USER_AGENT": "django-integrations/0.1",
+    # The Tasks API queue that background test calls go to (integrations.tasks).
+    "TASK_QUEUE": "default",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .conf import app_settings
 from .models import CallSource, Integration
 from .runner import summary
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from django_tasks import TaskResult
 
 
-@task()
+@task(queue_name=app_settings.TASK_QUEUE)
 def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[str, Any]:
     """Fire one integration's test request and log it; returns its ``summary``.
 
@@ -56,6 +57,7 @@ def enqueue_tests(
 ) -> list[TaskResult[dict[str, Any]]]:
     """Enqueue one ``run_test_call`` per integration; returns the task results in order.
 
-    With the immediate backend the calls have run when this returns.
+    They go to the ``INTEGRATIONS_TASK_QUEUE`` queue. With the immediate backend the
+    calls have run when this returns.
     """
     return [run_test_call.enqueue(integration.pk, source) for integration in integrations]

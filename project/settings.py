@@ -107,6 +107,14 @@ INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = env.bool(
 # Days of call logs integrations_prune_logs keeps when --older-than is not given.
 INTEGRATIONS_LOG_RETENTION_DAYS = env.int("INTEGRATIONS_LOG_RETENTION_DAYS", default=30)
 
+# Background work (docs/operations.md). Without RQ_URL, tasks run at once in the process
+# that enqueues them; with it, they go to Redis for `manage.py rqworker` processes.
+RQ_URL = env.str("RQ_URL", default="")
+if RQ_URL:
+    INSTALLED_APPS += ["django_rq"]
+    RQ_QUEUES = {"default": {"URL": RQ_URL}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

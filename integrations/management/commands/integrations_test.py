@@ -96,9 +96,9 @@ class Command(BaseCommand):
         return list(enabled)
 
     def enqueue(self, integrations: list[Integration], *, as_json: bool) -> None:
-        from integrations.tasks import enqueue_tests
-
         try:
+            from integrations.tasks import enqueue_tests
+
             results = enqueue_tests(integrations)
         except Exception as exc:
             # The engine is unreachable or misconfigured (Redis down, queue unknown).
