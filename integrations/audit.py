@@ -2,56 +2,101 @@
 
 Rows hold method, host and path without query values, status, latency, attempts, the
 error's class and a redacted message, the remote request id and the token's kid/jti;
-never a header value, token, assertion or key. A failure to write the log is logged and
-swallowed: it never costs the caller its response.
+never a header value, token, assertion or key. Auth failures are explained where the
+response allows: the ``WWW-Authenticate`` error, and "clock skew suspected" when the
+remote's ``Date`` is further from ours than the integration tolerates.
+
+A failure to write the log is logged and swallowed: it never costs the caller its
+response. Inside a transaction the row is written in a savepoint, so a failed insert
+does not break the caller's transaction either.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
+import requests
+from django.db import connections, router, transaction
+
+from .http.redaction import MAX_ERROR_CHARS, redact_text, redact_url
 from .models import CallLog, LogCalls
 
 if TYPE_CHECKING:
     from .http.session import Outcome
     from .models import Integration
 
-logger = logging.getLogger(__name__)
-
-REQUEST_ID_HEADERS = ("X-Request-Id", "X-Github-Request-Id", "X-Amzn-Requestid", "Request-Id", "X-Correlation-Id")
-MAX_ERROR_CHARS = 500
-# Things that look like credentials inside free text from exceptions or remote bodies.
-_SECRET_PATTERNS = [
-    re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # JWTs
-    re.compile(r"(?i)(bearer|token|basic|jwt)\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"-----BEGIN[^-]*-----.*?(-----END[^-]*-----|$)", re.S),
-    re.compile(r"(?i)((?:assertion|token|secret|password|key|code)=)[^&\s]+"),
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "build_row",
+    "describe_error",
+    "describe_response",
+    "record_call",
+    "redact_text",
+    "redact_url",
 ]
 
+logger = logging.getLogger(__name__)
 
-def redact_url(url: str) -> str:
-    """Scheme, host and path; query values and userinfo dropped."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
-    return urlunsplit((parts.scheme, host, parts.path, query, ""))
-
-
-def redact_text(text: str) -> str:
-    """Mask credential-shaped substrings and CR/LF (log injection) in remote text."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + "[redacted]", text)
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return text[:MAX_ERROR_CHARS]
+REQUEST_ID_HEADERS = (
+    "X-Request-Id",
+    "X-Github-Request-Id",
+    "X-Amzn-Requestid",
+    "Request-Id",
+    "X-Correlation-Id",
+    "Cf-Ray",
+)
+DEFAULT_CLOCK_SKEW = 30
+_AUTH_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
 def describe_error(error: BaseException) -> str:
     return redact_text(f"{type(error).__name__}: {error}")
+
+
+def clock_offset(response: requests.Response) -> float | None:
+    """Seconds the remote's clock is ahead of ours (negative: behind), from ``Date``."""
+    date = response.headers.get("Date")
+    if not date:
+        return None
+    try:
+        remote = parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return remote - time.time()
+
+
+def describe_response(response: requests.Response, clock_skew: float) -> str:
+    """Why a non-2xx response failed, as far as it says; "" for a success."""
+    if response.ok:
+        return ""
+    status = response.status_code
+    parts = [f"HTTP {status} {response.reason or ''}".rstrip()]
+    if status in (401, 403):
+        params = {
+            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in _AUTH_PARAM.finditer(response.headers.get("WWW-Authenticate", ""))
+        }
+        if params.get("error"):
+            reason = params["error"]
+            if params.get("error_description"):
+                reason += f": {params['error_description']}"
+            parts.append(f"token refused ({reason})")
+        elif status == 401:
+            parts.append("token refused")
+        offset = clock_offset(response)
+        if offset is not None and abs(offset) > clock_skew:
+            direction = "ahead of" if offset > 0 else "behind"
+            parts.append(
+                f"clock skew suspected: the remote clock is {abs(offset):.0f} s {direction} "
+                f"ours (tolerated: {clock_skew:g} s)"
+            )
+    elif status == 429:
+        parts.append("rate limited")
+    return redact_text("; ".join(parts))
 
 
 def should_log(integration: Integration, ok: bool, is_test: bool) -> bool:
@@ -69,17 +114,23 @@ def build_row(
     is_test: bool = False,
     error: str = "",
 ) -> CallLog:
+    """The unsaved row for ``outcome``."""
     response = outcome.response
     if ok is None:
         ok = response is not None and response.ok
-    if not error and outcome.error is not None:
-        error = describe_error(outcome.error)
-    request_id = ""
-    kid = jti = ""
+    if not error:
+        if outcome.error is not None:
+            error = describe_error(outcome.error)
+        elif response is not None and not ok:
+            skew = (integration.auth_config or {}).get("clock_skew")
+            error = describe_response(response, DEFAULT_CLOCK_SKEW if skew is None else skew)
+    request_id = kid = jti = ""
     if response is not None:
+        headers = response.headers
         for name in REQUEST_ID_HEADERS:
-            if name in response.headers:
-                request_id = redact_text(response.headers[name])[:200]
+            value = headers.get(name)
+            if value:
+                request_id = redact_text(value)[:200]
                 break
         token = getattr(response.request, "_integrations_token", None)
         if token is not None:
@@ -110,14 +161,24 @@ def record_call(
     is_test: bool = False,
     error: str = "",
 ) -> CallLog | None:
-    """Write the call's row if the integration's ``log_calls`` asks for it."""
+    """Write the call's row if the integration's ``log_calls`` asks for it.
+
+    Returns the row (unsaved, without a pk, if the write failed) or None when the call
+    is not to be logged.
+    """
     if ok is None:
         ok = outcome.response is not None and outcome.response.ok
     if not should_log(integration, ok, is_test):
         return None
     row = build_row(integration, source, outcome, ok=ok, is_test=is_test, error=error)
     try:
-        row.save()
-    except Exception:
+        using = router.db_for_write(CallLog, instance=row)
+        if connections[using].in_atomic_block:
+            with transaction.atomic(using=using):
+                row.save(using=using, force_insert=True)
+        else:
+            row.save(using=using, force_insert=True)
+    except Exception:  # whatever went wrong, the caller still gets its response
+        row.pk = None
         logger.exception("could not write the call log row for %s", integration.slug)
     return row

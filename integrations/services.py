@@ -1,38 +1,44 @@
 """The Python API application code calls (SPEC: Python API).
 
-Sessions are built once per process and integration, and rebuilt when the integration
-changes: a save bumps a generation number in Django's cache (shared by processes when
-``CACHE_URL`` is Redis), which each call compares with the one its session was built
-at.
+Sessions are built once per process and integration and shared by its threads, so
+connections are pooled and tokens reused. They are rebuilt when the integration changes:
+a save in this process drops them at once (``signals``), and a change made by another
+process (admin on another server, an import) is seen within SESSION_RECHECK seconds,
+when the next call compares the row's ``updated_at`` and ``enabled`` with what its
+session was built from. Calls in between cost no query.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
-from django.core.cache import cache
 
 from .audit import record_call
+from .conf import app_settings
 from .exceptions import IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
 from .http.session import Outcome
 from .models import CallLog, CallSource, Integration
 
-_sessions: dict[tuple[str, str], tuple[str, IntegrationSession]] = {}
+
+@dataclass
+class _Built:
+    session: IntegrationSession
+    version: tuple[datetime, bool]
+    checked: float
+
+
+_sessions: dict[tuple[str, str], _Built] = {}
 _sessions_lock = threading.Lock()
 
 
-def generation_key(slug: str) -> str:
-    return f"integrations:generation:{slug}"
-
-
-def bump_generation(slug: str) -> None:
-    """Mark ``slug`` changed: every process rebuilds its session on the next call."""
-    cache.set(generation_key(slug), uuid.uuid4().hex, timeout=None)
+def forget_sessions(slug: str) -> None:
+    """Drop this process's sessions for ``slug``: the next call builds a new one."""
     with _sessions_lock:
         for key in [key for key in _sessions if key[0] == slug]:
             del _sessions[key]
@@ -52,13 +58,21 @@ def load_integration(slug: str) -> Integration:
 def get_session(slug: str, *, source: str = CallSource.API) -> IntegrationSession:
     """A ready ``requests.Session`` for ``slug``: JWT auth attached, paths relative to
     ``base_url``, shared between threads and reused until the integration changes."""
-    generation = cache.get(generation_key(slug)) or ""
-    entry = _sessions.get((slug, source))
-    if entry is not None and entry[0] == generation:
-        return entry[1]
-    session = IntegrationSession(load_integration(slug), source=source)
+    built = _sessions.get((slug, source))
+    now = time.monotonic()
+    if built is not None:
+        if now - built.checked < app_settings.SESSION_RECHECK:
+            return built.session
+        version = Integration.objects.filter(slug=slug).values_list("updated_at", "enabled").first()
+        if version == built.version:
+            built.checked = now
+            return built.session
+    integration = load_integration(slug)
+    session = IntegrationSession(integration, source=source)
     with _sessions_lock:
-        _sessions[(slug, source)] = (generation, session)
+        _sessions[(slug, source)] = _Built(
+            session, (integration.updated_at, integration.enabled), now
+        )
     return session
 
 

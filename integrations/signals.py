@@ -13,6 +13,6 @@ from .models import Integration
 @receiver(post_save, sender=Integration)
 @receiver(post_delete, sender=Integration)
 def _integration_changed(*, instance: Integration, **kwargs: Any) -> None:
-    from .services import bump_generation
+    from .services import forget_sessions
 
-    bump_generation(instance.slug)
+    forget_sessions(instance.slug)

@@ -1,25 +1,44 @@
 """The session factory: every outbound request of the app goes through here.
 
-``IntegrationSession`` is a ``requests.Session`` bound to one integration: paths are
-appended to its ``base_url``, its token auth is attached, ``trust_env`` is off (a
-``~/.netrc`` or proxy variable must not replace the JWT or route around the address
-guard; SECURITY 13), and every call is logged as the integration's ``log_calls`` says.
+``GuardedSession`` (from ``create_session``) is the plain session for token endpoints:
+User-Agent, timeouts, ``trust_env`` off (a ``~/.netrc`` entry or proxy variable must not
+replace the JWT or route around the address guard; SECURITY 13), no cookie jar, no
+redirects, and the ``GuardedAdapter`` underneath for the address guard, TLS and bounds.
+
+``IntegrationSession`` adds one integration: paths appended to its ``base_url``, its
+token auth, its headers, retries, optional redirects that drop credentials on a host
+change, and a call log row per call as its ``log_calls`` says.
+
+Thread safety (SECURITY 20; requests #2766): a session holds no per-request state. The
+cookie jar rejects everything, headers and auth are read-only after construction, the
+token lives on each prepared request, and the connection pool is bounded and blocking.
 """
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
+from http.cookiejar import Cookie, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from urllib.request import Request
 
 import requests
-from requests.adapters import HTTPAdapter
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import app_settings
 from ..exceptions import RequestRefused
+from . import retry as retries
+from .adapter import GuardedAdapter
+from .bounds import Bounds
+from .redaction import redact_text
 
 if TYPE_CHECKING:
     from ..models import Integration
+
+ALWAYS_CREDENTIALS = ("Authorization", "Proxy-Authorization", "Cookie")
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -30,52 +49,118 @@ def join_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def create_session(*, pool_maxsize: int | None = None) -> requests.Session:
-    """A plain session with the app's defaults: for token endpoints and the API alike."""
-    session = requests.Session()
-    session.trust_env = False
-    session.headers["User-Agent"] = app_settings.USER_AGENT
-    size = pool_maxsize or app_settings.POOL_MAXSIZE
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=size, pool_block=True, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
-class IntegrationSession(requests.Session):
+class RejectAllCookies(DefaultCookiePolicy):
+    """A session's cookie jar is shared by every thread using it: keep it empty."""
+
+    def set_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Request) -> bool:
+        return False
+
+
+def scrub(error: BaseException) -> BaseException:
+    """Make ``error`` safe to raise to app code and Django's error reporter.
+
+    Its message is redacted (requests' messages carry the URL, query included), and its
+    traceback and chained causes are dropped: they pass through urllib3 frames whose
+    local ``headers`` hold the Authorization header, and the error reporter prints the
+    locals of every frame of every chained exception.
+    """
+    if error.args:
+        error.args = (redact_text(str(error), limit=None),)
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    error.__traceback__ = None
+    return error
+
+
+class GuardedSession(requests.Session):
+    """A ``requests.Session`` with the app's defaults; see the module docstring."""
+
+    follow_redirects = False
+    credential_headers: tuple[str, ...] = ALWAYS_CREDENTIALS
+
+    def __init__(
+        self,
+        *,
+        ca_bundle: str = "",
+        read_timeout: float = 10.0,
+        pool_maxsize: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.cookies.set_policy(RejectAllCookies())
+        self.headers["User-Agent"] = app_settings.USER_AGENT
+        self.verify = ca_bundle or True
+        self.timeout = (float(app_settings.CONNECT_TIMEOUT), float(read_timeout))
+        adapter = GuardedAdapter(pool_maxsize=pool_maxsize)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        if not self.follow_redirects:
+            return None
+        return super().get_redirect_target(resp)
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """Check each redirect hop, and strip every credential header when it changes
+        host (requests strips only Authorization; SECURITY 12). No netrc, ever."""
+        url = prepared_request.url or ""
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or parts.username or parts.password:
+            raise RequestRefused("redirect refused: only http(s) URLs without user:password@")
+        if self.should_strip_auth(response.request.url or "", url):
+            self.leave_home(prepared_request)
+
+    def leave_home(self, prepared_request: requests.PreparedRequest) -> None:
+        for name in self.credential_headers:
+            prepared_request.headers.pop(name, None)
+
+
+class IntegrationSession(GuardedSession):
     """A session bound to one integration; safe to share between threads."""
 
     def __init__(self, integration: Integration, *, source: str = "api") -> None:
         from ..validation import build_provider
         from .auth import TokenAuth
 
-        super().__init__()
-        self.trust_env = False
+        super().__init__(ca_bundle=integration.ca_bundle, read_timeout=integration.timeout)
         self.integration = integration
         self.source = source
         self.base_url = integration.base_url
-        self.headers["User-Agent"] = app_settings.USER_AGENT
         self.headers.update(integration.headers or {})
-        adapter = HTTPAdapter(
-            pool_connections=1,
-            pool_maxsize=app_settings.POOL_MAXSIZE,
-            pool_block=True,
-            max_retries=0,
-        )
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
+        self.follow_redirects = integration.follow_redirects
         self.provider = build_provider(integration)
-        self.auth = TokenAuth(self.provider, create_session())
-        self.timeout = (app_settings.CONNECT_TIMEOUT, integration.timeout)
-        self._host = urlsplit(self.base_url).netloc
+        self.auth = TokenAuth(self.provider, create_session(ca_bundle=integration.ca_bundle))
+        self.credential_headers = tuple(
+            dict.fromkeys(ALWAYS_CREDENTIALS + self.provider.credential_headers)
+        )
+        self.retry = retries.RetryPolicy.from_settings(integration.idempotency_header)
+        self._home = origin(self.base_url)
 
     def __repr__(self) -> str:
         return f"<IntegrationSession {self.integration.slug!r}>"
 
     def resolve(self, url: str) -> str:
-        """Absolute URL for ``url``; refuses another host so credentials stay home."""
-        if "://" in url:
-            if urlsplit(url).netloc != self._host:
+        """Absolute URL for ``url``; refuses another origin so credentials stay home."""
+        if _ABSOLUTE.match(url):
+            if origin(url) != self._home:
                 raise RequestRefused(
                     f"{self.integration.slug}: absolute URL to another host refused; "
                     "pass a path relative to base_url"
@@ -83,28 +168,91 @@ class IntegrationSession(requests.Session):
             return url
         return join_url(self.base_url, url)
 
+    def leave_home(self, prepared_request: requests.PreparedRequest) -> None:
+        """Beyond the headers, drop the 401-retry hook: a 401 from the other host must
+        not be answered with a fresh token."""
+        super().leave_home(prepared_request)
+        hooks = prepared_request.hooks
+        prepared_request.hooks = {
+            **hooks,
+            "response": [h for h in hooks["response"] if getattr(h, "__self__", None) is not self.auth],
+        }
+
+    @sensitive_variables("kwargs")
     def perform(self, method: str, url: str, **kwargs: Any) -> Outcome:
-        """Make the call and return what happened, response or error; logs nothing."""
+        """Make the call, retrying as the policy allows, and return what happened,
+        response or (scrubbed) error; logs nothing."""
         method = method.upper()
         started = time.perf_counter()
+        attempts = 0
         full_url = url
         try:
             full_url = self.resolve(url)
-            kwargs.setdefault("timeout", self.timeout)
-            kwargs.setdefault("allow_redirects", self.integration.follow_redirects)
-            response = super().request(method, full_url, **kwargs)
+            bounds = Bounds.start(
+                kwargs.pop("timeout", None) or self.timeout,
+                default_read=self.integration.timeout,
+                deadline=kwargs.pop("deadline", None),
+            )
+            policy = self.retry
+            if policy.needs_key(method):
+                headers = dict(kwargs.get("headers") or {})
+                headers.setdefault(policy.idempotency_header, str(uuid.uuid4()))
+                kwargs["headers"] = headers
+            retryable = policy.allows(method)
+            while True:
+                attempts += 1
+                try:
+                    response = super().request(method, full_url, timeout=bounds, **kwargs)
+                except requests.ConnectionError as exc:
+                    if isinstance(exc, requests.exceptions.SSLError):
+                        raise
+                    if not (retryable and self._wait(policy, attempts, bounds)):
+                        raise
+                    continue
+                if (
+                    retryable
+                    and response.status_code in retries.RETRY_STATUSES
+                    and self._wait(policy, attempts, bounds, response)
+                ):
+                    response.close()
+                    continue
+                break
         except Exception as exc:  # returned, not swallowed: request() re-raises it
-            return Outcome(method, full_url, started, error=exc)
-        return Outcome(method, full_url, started, response=response)
+            return Outcome(method, full_url, started, error=scrub(exc), attempts=max(attempts, 1))
+        # The 401 hook's retry is one more attempt on the wire.
+        attempts += int(getattr(response, "_integrations_attempts", 1)) - 1
+        return Outcome(method, full_url, started, response=response, attempts=attempts)
 
+    @staticmethod
+    def _wait(
+        policy: retries.RetryPolicy,
+        attempt: int,
+        bounds: Bounds,
+        response: requests.Response | None = None,
+    ) -> bool:
+        """Sleep before another attempt; False when no attempt is left in the budget
+        or the wait would end past the deadline."""
+        if attempt > policy.total:
+            return False
+        delay = policy.delay(attempt, response)
+        if time.monotonic() + delay >= bounds.deadline:
+            return False
+        retries.sleep(delay)
+        return True
+
+    @sensitive_variables("kwargs")
     def request(  # type: ignore[override]
-        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         from ..audit import record_call
 
         if args:
             raise TypeError("pass request options as keyword arguments")
-        outcome = self.perform(method, url.decode() if isinstance(url, bytes) else url, **kwargs)
+        outcome = self.perform(
+            method.decode() if isinstance(method, bytes) else method,
+            url.decode() if isinstance(url, bytes) else url,
+            **kwargs,
+        )
         record_call(self.integration, self.source, outcome)
         if outcome.error is not None:
             raise outcome.error
@@ -112,10 +260,15 @@ class IntegrationSession(requests.Session):
         return outcome.response
 
 
+def create_session(*, ca_bundle: str = "", pool_maxsize: int | None = None) -> GuardedSession:
+    """A plain session with the app's defaults, for token endpoints and the like."""
+    return GuardedSession(ca_bundle=ca_bundle, pool_maxsize=pool_maxsize or 4)
+
+
 class Outcome:
     """One call's result: a response or the error that stopped it, and its duration."""
 
-    __slots__ = ("method", "url", "response", "error", "duration_ms")
+    __slots__ = ("method", "url", "response", "error", "duration_ms", "attempts")
 
     def __init__(
         self,
@@ -125,19 +278,18 @@ class Outcome:
         *,
         response: requests.Response | None = None,
         error: BaseException | None = None,
+        attempts: int = 1,
     ) -> None:
         self.method = method
         self.url = url
         self.response = response
         self.error = error
+        self.attempts = attempts
         self.duration_ms = int((time.perf_counter() - started) * 1000)
+
+    def __repr__(self) -> str:
+        return f"<Outcome {self.method} status={self.status_code} attempts={self.attempts}>"
 
     @property
     def status_code(self) -> int | None:
         return self.response.status_code if self.response is not None else None
-
-    @property
-    def attempts(self) -> int:
-        if self.response is None:
-            return 1
-        return int(getattr(self.response, "_integrations_attempts", 1))

@@ -1,0 +1,120 @@
+"""Bounds on a call: connect and read timeouts, an overall deadline, a size cap.
+
+requests' read timeout limits each ``recv``, not the call: a server sending one byte
+every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (SECURITY 16). So
+bodies are streamed here, one socket read at a time, with the socket's timeout shrunk to
+what is left of the deadline; decoded bytes are counted against the cap as they come,
+which also stops a gzip bomb early (SECURITY 17).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError, ReadTimeout
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+
+from ..conf import app_settings
+from ..exceptions import DeadlineExceeded, ResponseTooLarge
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Timeouts for one call, and the monotonic time by which it must be over.
+
+    It travels as requests' ``timeout`` argument, which requests hands unchanged to the
+    adapter on every hop of a redirect and to the 401 retry, so one deadline covers all.
+    """
+
+    connect: float
+    read: float
+    deadline: float
+
+    @classmethod
+    def start(
+        cls, timeout: Any, *, default_read: float, deadline: float | None = None
+    ) -> Bounds:
+        """Bounds from requests-style ``timeout`` (None, seconds, or (connect, read))."""
+        if isinstance(timeout, Bounds):
+            return timeout
+        connect, read = app_settings.CONNECT_TIMEOUT, default_read
+        if isinstance(timeout, tuple):
+            connect, read = (
+                connect if timeout[0] is None else timeout[0],
+                read if timeout[1] is None else timeout[1],
+            )
+        elif timeout is not None:
+            connect = read = float(timeout)
+        if deadline is None:
+            deadline = connect + read * app_settings.DEADLINE_FACTOR
+        return cls(float(connect), float(read), time.monotonic() + deadline)
+
+    def remaining(self) -> float:
+        """Seconds left; raises DeadlineExceeded when none are."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the call ran past its deadline")
+        return left
+
+    def for_attempt(self) -> tuple[float, float]:
+        """(connect, read) timeouts for the next socket operation, within the deadline."""
+        left = self.remaining()
+        return min(self.connect, left), min(self.read, left)
+
+
+def check_length(response: requests.Response, max_bytes: int) -> None:
+    """Refuse a declared Content-Length over the cap before reading anything."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        response.close()
+        raise ResponseTooLarge(
+            f"response declares {declared} bytes, over the {max_bytes}-byte cap "
+            "(INTEGRATIONS_MAX_RESPONSE_BYTES)"
+        )
+
+
+def read_body(response: requests.Response, bounds: Bounds, max_bytes: int) -> None:
+    """Read and decode the body into ``response.content`` within the deadline and cap.
+
+    On any failure the connection is closed rather than returned to the pool, since
+    part of the body may still be unread on it.
+    """
+    raw = response.raw
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            left = bounds.remaining()
+            connection = raw.connection
+            if connection is not None and connection.sock is not None:
+                connection.sock.settimeout(min(bounds.read, left))
+            chunk = raw.read1(CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(
+                    f"response body exceeds the {max_bytes}-byte cap "
+                    "(INTEGRATIONS_MAX_RESPONSE_BYTES)"
+                )
+            chunks.append(chunk)
+    except ReadTimeoutError:
+        response.close()
+        bounds.remaining()  # raises DeadlineExceeded when that is why the read stopped
+        raise ReadTimeout(f"read timed out (read timeout={bounds.read})") from None
+    except ProtocolError as exc:
+        response.close()
+        raise ChunkedEncodingError(str(exc)) from None
+    except DecodeError as exc:
+        response.close()
+        raise ContentDecodingError(str(exc)) from None
+    except BaseException:
+        response.close()
+        raise
+    response._content = b"".join(chunks)
+    response._content_consumed = True  # type: ignore[attr-defined]

@@ -1,0 +1,76 @@
+"""Keeping credentials out of text: URLs, exception messages, log records (SECURITY 26).
+
+``redact_text`` masks what looks like a credential in free text (JWTs, ``Bearer ...``,
+PEM blocks, ``token=...``) and every query value; ``RedactingFilter`` applies it to
+urllib3's log records, which print full request URLs, queries included, at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+MAX_ERROR_CHARS = 500
+_SECRET_PATTERNS = [
+    re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # JWTs
+    re.compile(r"(?i)((?:bearer|token|basic|jwt)\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"-----BEGIN[^-]*-----.*?(?:-----END[^-]*-----|$)", re.S),
+    # Every query value, and secret-named form fields anywhere.
+    re.compile(r"([?&][^=&\s'\"()]+=)[^&\s'\"()]+"),
+    re.compile(r"(?i)((?:assertion|token|secret|password|key|code)=)[^&\s'\"]+"),
+]
+URLLIB3_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    return (match.group(1) if match.lastindex else "") + "[redacted]"
+
+
+def redact_text(text: str, *, limit: int | None = MAX_ERROR_CHARS) -> str:
+    """Mask credential-shaped substrings and query values; escape CR/LF (log injection)."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(_mask, text)
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if limit is None else text[:limit]
+
+
+def redact_url(url: str) -> str:
+    """Scheme, host, port and path; userinfo and fragment dropped, query values masked."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message with ``redact_text`` before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message, limit=None)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def install_log_filter() -> None:
+    """Attach the filter to urllib3's loggers (where the records are made: a filter on
+    a parent logger would not see its children's records). Idempotent."""
+    for name in URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)
