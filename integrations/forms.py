@@ -1,0 +1,232 @@
+"""The admin's integration form: model fields plus the chosen auth type's options.
+
+Each auth type declares its options in an ``Options`` form; this form copies that type's
+fields in as ``auth_<option>`` so only what the chosen type needs is shown and validated,
+with or without JavaScript. Secret options are write-only (SECURITY 29): never rendered,
+not even what was just typed, and a blank submit keeps the stored value.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.views.decorators.debug import sensitive_variables
+
+from . import keygen
+from .exceptions import InvalidConfiguration, SecretDecryptionError
+from .models import Integration
+from .tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
+from .tokens.signing import key_fingerprint
+from .validation import auth_errors
+
+PREFIX = "auth_"
+# Secret options that hold a private key: the ones a generated key pair can fill.
+KEY_FIELDS = ("key", "private_key")
+MODEL_FIELDS = [
+    "name",
+    "slug",
+    "base_url",
+    "enabled",
+    "auth_type",
+    "headers",
+    "timeout",
+    "log_calls",
+    "test_request",
+    "follow_redirects",
+    "ca_bundle",
+    "idempotency_header",
+]
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea (PEM keys span lines) that, like PasswordInput(render_value=False),
+    never renders a value: not the stored one, not the one just submitted."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+def key_field(cls: type[TokenProvider]) -> str | None:
+    """The secret option holding this type's private key, if it has one."""
+    return next((name for name in KEY_FIELDS if name in cls.secret_fields), None)
+
+
+@sensitive_variables("value")
+def fingerprint(cls: type[TokenProvider], options: dict[str, Any], name: str, value: str) -> str:
+    """A safe, stable identifier of a stored secret: the public key's SHA-256 for a
+    private key, else a salted hash that cannot be turned back into the secret."""
+    algorithm = options.get("algorithm") or keygen.usual_algorithm(value)
+    if name == key_field(cls) and algorithm:
+        try:
+            return key_fingerprint(algorithm, value)
+        except InvalidConfiguration:
+            pass
+    digest = hashlib.sha256(b"integrations-secret-fingerprint:" + value.encode()).hexdigest()
+    return f"secret:{digest[:16]}"
+
+
+class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Base form; ``form_for(auth_type)`` adds that type's options."""
+
+    provider: type[TokenProvider] | None = None
+
+    shown_type = forms.CharField(widget=forms.HiddenInput, required=False)
+    auth_type = forms.ChoiceField(
+        label="Auth type",
+        help_text="Changing it shows the new type's options; fill them in and save again.",
+    )
+
+    class Meta:
+        model = Integration
+        fields = MODEL_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["auth_type"].choices = auth_type_choices()  # type: ignore[attr-defined]
+        self.generated: keygen.KeyPair | None = None
+        if self.provider is None:
+            return
+        self.initial["auth_type"] = self.provider.type
+        self.initial["shown_type"] = self.provider.type
+        if self.instance.pk and self.instance.auth_type == self.provider.type:
+            for name, value in (self.instance.auth_config or {}).items():
+                if name not in self.provider.secret_fields:
+                    self.initial[PREFIX + name] = value
+
+    def option_names(self) -> list[str]:
+        return (
+            [PREFIX + name for name in self.provider.Options.base_fields] if self.provider else []
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        cls = self.provider
+        if cls is None:
+            return data
+        if data.get("shown_type") != cls.type:
+            # The operator picked another type: its fields were not on the page yet.
+            raise ValidationError(
+                f"Auth type is now {cls.label}: fill in its options below and save again."
+            )
+        plain = {
+            name: data.get(PREFIX + name)
+            for name in cls.Options.base_fields
+            if name not in cls.secret_fields
+        }
+        if any(self.has_error(name) for name in self.option_names()):
+            return data
+        secrets = self.merged_secrets(cls, data)
+        if secrets is None:
+            return data
+        errors, cleaned = auth_errors(cls.type, {**plain, **secrets})
+        for name, messages in errors.items():
+            field = PREFIX + name.removeprefix("auth.") if name.startswith("auth.") else None
+            if field not in self.fields:
+                field = None
+            for message in messages:
+                self.add_error(field, message)
+        if errors:
+            return data
+        self.instance.auth_type = cls.type
+        self.instance.auth_config = {
+            name: cleaned[name]
+            for name in plain
+            if cleaned.get(name) is not None and cleaned.get(name) != ""
+        }
+        self.instance.set_secrets(
+            {name: value for name, value in secrets.items() if name in cls.secret_fields}
+        )
+        return data
+
+    @sensitive_variables("submitted", "stored", "secrets")
+    def merged_secrets(
+        self, cls: type[TokenProvider], data: dict[str, Any]
+    ) -> dict[str, str] | None:
+        """Stored secrets of this type, overridden by what was typed or generated.
+
+        None when an error was added (unreadable stored secrets, or a generated key that
+        does not suit the algorithm).
+        """
+        submitted = {
+            name: data[PREFIX + name] for name in cls.secret_fields if data.get(PREFIX + name)
+        }
+        kind = data.get("generate_key")
+        target = key_field(cls)
+        if kind and target:
+            if target in submitted:
+                self.add_error("generate_key", "Either paste a key or generate one, not both.")
+                return None
+            algorithm = data.get(PREFIX + "algorithm")
+            label, algorithms = keygen.KINDS[kind]
+            if algorithm and algorithm not in algorithms:
+                self.add_error(
+                    "generate_key",
+                    f"An {label} key signs {', '.join(algorithms)}, not {algorithm}: "
+                    "choose one of those algorithms or another key type.",
+                )
+                return None
+            self.generated = keygen.generate(kind)
+            submitted[target] = self.generated.private_pem
+        stored: dict[str, str] = {}
+        if self.instance.pk and self.instance.encrypted_secrets:
+            try:
+                stored = self.instance.get_secrets()
+            except SecretDecryptionError:
+                if set(cls.secret_fields) - set(submitted):
+                    self.add_error(
+                        None,
+                        "The stored secrets cannot be decrypted with the configured "
+                        "INTEGRATIONS_ENCRYPTION_KEYS; enter every secret again to "
+                        "replace them.",
+                    )
+                    return None
+        secrets = {name: value for name, value in stored.items() if name in cls.secret_fields}
+        secrets.update(submitted)
+        return secrets
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # Model.clean reports auth problems on auth_config, which is not a form field.
+        # This form checked the same rules field by field: keep its messages.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and "auth_config" in error_dict:
+            moved = error_dict.pop("auth_config")
+            if not any(self.has_error(name) for name in self.option_names()):
+                error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
+        super()._update_errors(errors)  # type: ignore[misc]
+
+
+def form_for(auth_type: str) -> type[IntegrationForm]:
+    """An ``IntegrationForm`` with ``auth_type``'s options (and a key generator when the
+    type takes a private key)."""
+    cls = provider_class(auth_type)
+    attrs: dict[str, Any] = {"provider": cls, "__module__": __name__}
+    for name, option in cls.Options.base_fields.items():
+        option = copy.deepcopy(option)
+        if name in cls.secret_fields:
+            option.required = False
+            option.widget = SecretTextarea(
+                attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}
+            )
+            option.help_text = (
+                f"{option.help_text} Write-only: leave blank to keep the stored value."
+            ).strip()
+        if option.label is None:
+            option.label = name.replace("_", " ").capitalize()
+        attrs[PREFIX + name] = option
+    if key_field(cls):
+        attrs["generate_key"] = forms.ChoiceField(
+            label="Generate key pair",
+            required=False,
+            choices=[("", "No: use the pasted or stored key"), *keygen.kind_choices()],
+            help_text="Creates a new private key, stores it encrypted and shows its public "
+            "key to upload to the provider. Replaces the stored key.",
+        )
+    return type(f"{cls.__name__}IntegrationForm", (IntegrationForm,), attrs)
+
+
+def known_type(auth_type: str | None) -> str | None:
+    return auth_type if auth_type in PROVIDERS else None
