@@ -195,8 +195,8 @@ class TokenEndpointProvider(JWTProvider):
             raise self.refusal(response.status_code, payload, where, assertion)
         if not isinstance(payload, dict):
             raise TokenError(
-                f"{self.slug}: the {self.endpoint_name} ({where}) answered HTTP {response.status_code} "
-                "with something that is not a JSON object"
+                f"{self.slug}: the {self.endpoint_name} ({where}) answered HTTP "
+                f"{response.status_code} with something that is not a JSON object"
             )
         return payload
 
