@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+import requests
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from integrations.audit import describe_error
+from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
+from integrations.http.session import create_session, join_url
+from integrations.services import load_integration
+from integrations.tokens.base import JWTProvider, Token, TokenProvider
+from integrations.validation import build_provider
+
+
+def decoded(token: str) -> dict[str, Any] | None:
+    """Header and claims of a JWT, unverified (we only show them); None when opaque."""
+    try:
+        return {
+            "header": jwt.get_unverified_header(token),
+            "claims": jwt.decode(token, options={"verify_signature": False}),
+        }
+    except jwt.PyJWTError:
+        return None
+
+
+class Command(BaseCommand):
+    help = (
+        "Obtain a fresh token for an integration (bypassing the cache) and print its "
+        "decoded header and claims as JSON; the token itself only with --reveal. "
+        "Exit 0 ok, 1 the token could not be obtained, 2 usage error or unknown slug."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument(
+            "--reveal",
+            action="store_true",
+            help="also print the token itself (a live credential: keep it out of logs)",
+        )
+
+    def handle(self, *args: Any, slug: str, reveal: bool, **options: Any) -> None:
+        try:
+            integration = load_integration(slug)
+        except IntegrationNotFound as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        except IntegrationDisabled as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        try:
+            provider = build_provider(integration)
+            token = self.obtain(provider)
+        except IntegrationError as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        except Exception as exc:  # the token endpoint unreachable, timed out, refused
+            raise CommandError(describe_error(exc), returncode=1) from None
+        report = self.describe(provider, token)
+        if reveal:
+            self.stderr.write(self.style.WARNING(
+                "WARNING: the token below is a live credential. Do not paste it into "
+                "tickets or chats, and keep it out of shell history and CI logs."
+            ))
+            report["token"] = token.value
+        self.stdout.write(json.dumps(report, indent=2, default=str))
+
+    def obtain(self, provider: TokenProvider) -> Token:
+        integration = provider.integration
+        http = create_session(ca_bundle=integration.ca_bundle)
+        request = None
+        if not provider.cacheable:
+            # A per-request token covers one request: show the one for the test call.
+            test = integration.test_request or {}
+            request = requests.Request(
+                str(test.get("method", "GET")).upper(),
+                join_url(integration.base_url, str(test.get("path", ""))),
+            ).prepare()
+        return provider.obtain(http, request)
+
+    def describe(self, provider: TokenProvider, token: Token) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "slug": provider.slug,
+            "auth_type": provider.integration.auth_type,
+            "expires_at": datetime.fromtimestamp(token.expires_at, UTC).isoformat(),
+            "expires_in": int(token.expires_at - time.time()),
+            "kid": token.kid or None,
+            "jti": token.jti or None,
+        }
+        jwt_parts = decoded(token.value)
+        if jwt_parts is not None:
+            report.update(format="jwt", **jwt_parts)
+        else:
+            report["format"] = "opaque"
+            if isinstance(provider, JWTProvider):
+                # The access token says nothing; show what we sign to get one.
+                assertion, _ = provider.mint()
+                report["assertion"] = decoded(assertion)
+        return report
