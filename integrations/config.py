@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import InvalidConfiguration, SecretDecryptionError
@@ -135,7 +135,10 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
     if unknown:
         raise InvalidConfiguration(f"unknown field(s) {', '.join(unknown)}", entry=slug)
 
-    integration = Integration.objects.filter(slug=slug).first()
+    # Locked until the import commits: a concurrent import or admin save of this row
+    # waits instead of being silently overwritten (a no-op on SQLite, which locks the
+    # whole database for the write anyway).
+    integration = Integration.objects.select_for_update().filter(slug=slug).first()
     created = integration is None
     if integration is None:
         integration = Integration(slug=slug, name=slug)
@@ -232,7 +235,14 @@ def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Impo
     with transaction.atomic():
         for position, raw in enumerate(entries, start=1):
             integration, created = apply_entry(raw, position, base_dir)
-            integration.save()
+            try:
+                with transaction.atomic():
+                    integration.save()
+            except IntegrityError:
+                raise InvalidConfiguration(
+                    "was created by someone else during this import; run the import again",
+                    entry=integration.slug,
+                ) from None
             (result.created if created else result.updated).append(integration.slug)
     return result
 

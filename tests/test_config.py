@@ -363,3 +363,23 @@ def test_cli_errors_have_no_traceback(tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1
     exported = run(["manage.py", "integrations_export"], env)
     assert exported.returncode == 0 and json.loads(exported.stdout) == {"integrations": []}
+
+
+def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
+    """SPEC import: if another process creates the same slug mid-import, the unique
+    constraint's error becomes one readable line and the whole import rolls back."""
+    from integrations import config
+
+    build = config.apply_entry
+
+    def racing(raw, position, base_dir):
+        integration, created = build(raw, position, base_dir)
+        if raw["slug"] == "crm":
+            rival = Integration(slug="crm", name="Rival", base_url="https://crm.example.com/")
+            rival.save()
+        return integration, created
+
+    monkeypatch.setattr(config, "apply_entry", racing)
+    error = refused(write(tmp_path, entry("billing"), entry("crm")))
+    assert "crm: was created by someone else during this import" in str(error)
+    assert not Integration.objects.exists()
