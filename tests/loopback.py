@@ -53,6 +53,16 @@ class Reply:
 Handler = Callable[[Recorded], Reply]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up early (timeouts, size caps, deadlines) are what many
+        # tests provoke on purpose: not worth a traceback on stderr.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
@@ -95,7 +105,7 @@ class LoopbackServer:
                 pass
 
         self.handler_class = _Handler
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
         self.thread = threading.Thread(
