@@ -28,7 +28,7 @@ from . import keygen
 from .exceptions import IntegrationError, SecretDecryptionError
 from .forms import PREFIX, IntegrationForm, fingerprint, form_for, key_field, known_type
 from .models import CallLog, CallSource, Integration
-from .tokens import PROVIDERS, public_key_info
+from .tokens import PROVIDERS, TokenProvider, public_key_info
 from .tokens import preview as token_preview
 
 # More selected than this and the bulk action queues background tasks instead of
@@ -251,7 +251,10 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html_join(
             "",
             "<div>{}: {}</div>",
-            ((name, "set" if name in stored else "not set") for name in cls.secret_fields),
+            (
+                (label(cls, name), "set" if name in stored else "not set")
+                for name in cls.secret_fields
+            ),
         )
 
     @admin.display(description="stored secrets")
@@ -269,7 +272,7 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "<div>{}: {}</div>",
             (
                 (
-                    name,
+                    label(cls, name),
                     f"set · {fingerprint(cls, obj.auth_config, name, stored[name])}"
                     if name in stored
                     else "not set",
@@ -423,6 +426,16 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "error": error,
         }
         return TemplateResponse(request, "admin/integrations/integration/preview.html", context)
+
+
+def label(cls: type[TokenProvider], name: str) -> str:
+    """An option's label as the form shows it."""
+    field = cls.Options.base_fields.get(name)
+    return (
+        str(field.label)
+        if field is not None and field.label
+        else name.replace("_", " ").capitalize()
+    )
 
 
 def run_test(integration: Integration) -> CallLog:

@@ -181,7 +181,7 @@ def test_add_stores_secret_encrypted_and_options_plain(as_user):
     assert CANARY not in integration.encrypted_secrets
     assert integration.auth_config["claims"] == {"iss": "shop", "aud": "billing"}
     html = response.content.decode()
-    assert "key: set · secret:" in html
+    assert "Signing key: set · secret:" in html
     assert CANARY not in html
 
 
@@ -298,7 +298,7 @@ def test_pasted_private_key_shows_its_public_key(as_user, make_integration):
         auth_config={"algorithm": "RS256", "key_id": "k1"}, secrets={"key": rsa_pem()}
     )
     html = as_user("operator").get(change_url(integration)).content.decode()
-    assert "key: set · SHA256:" in html
+    assert "Signing key: set · SHA256:" in html
     assert public_pem(rsa_pem()).strip() in html and "&quot;kid&quot;: &quot;k1&quot;" in html
     assert rsa_pem().splitlines()[1] not in html
 
@@ -430,7 +430,7 @@ def test_viewer_sees_set_or_not_set_only(as_user, make_integration):
     input, and no public key."""
     integration = make_integration(auth_config={"algorithm": "RS256"}, secrets={"key": rsa_pem()})
     html = as_user("viewer").get(change_url(integration)).content.decode()
-    assert "key: set" in html
+    assert "Signing key: set" in html
     assert "SHA256:" not in html and "secret:" not in html and "BEGIN PUBLIC KEY" not in html
     assert 'name="auth_key"' not in html
 
