@@ -4,4 +4,13 @@ Each maps its provider's fields onto a generic flow (``map_options``) and enforc
 provider's published rules on save in its ``Options`` form (PROVIDERS.md).
 """
 
-from . import app_store_connect, github, google  # noqa: F401  (register their providers)
+from . import (  # noqa: F401  (register their providers)
+    app_store_connect,
+    atlassian_connect,
+    box,
+    docusign,
+    github,
+    google,
+    salesforce,
+    snowflake,
+)

@@ -1,0 +1,78 @@
+"""``snowflake``: Snowflake key-pair authentication for the SQL API (preset of
+``jwt_bearer``).
+
+Snowflake's rules: RS256, iss = ``ACCOUNT.USER.SHA256:<fingerprint>`` where the
+fingerprint is the base64 SHA-256 of the public key (DER) and ACCOUNT and USER are upper
+case (an account locator without its region), sub = ``ACCOUNT.USER``, exp at most an
+hour after iat, and the header ``X-Snowflake-Authorization-Token-Type: KEYPAIR_JWT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import serialization
+from django import forms
+
+from ..base import PresetOptions, Token, lifetime_field, secret_field
+from ..bearer import BearerProvider
+from ..registry import register
+from ..signing import load_signing_key
+
+if TYPE_CHECKING:
+    import requests
+
+TOKEN_TYPE_HEADER = "X-Snowflake-Authorization-Token-Type"
+
+
+def qualified_names(account: str, user: str) -> tuple[str, str]:
+    """ACCOUNT and USER as Snowflake puts them in the JWT."""
+    # A locator like "xy12345.us-east-2.aws" loses its region; org-account names
+    # ("myorg-myaccount") stay whole.
+    return account.split(".")[0].upper(), user.upper()
+
+
+def public_key_fingerprint(private_pem: str) -> str:
+    """``SHA256:`` + base64 of the SHA-256 of the public key's DER, as Snowflake shows it
+    in DESC USER's RSA_PUBLIC_KEY_FP."""
+    key = load_signing_key("RS256", private_pem)
+    assert not isinstance(key, bytes)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+class SnowflakeOptions(PresetOptions):
+    max_lifetime = 3600
+    cap_from_iat = True
+
+    account = forms.CharField(help_text="Account identifier, e.g. myorg-myaccount or xy12345.")
+    user = forms.CharField(help_text="The user whose RSA_PUBLIC_KEY holds the public key.")
+    private_key = secret_field("Private key", "RSA PEM (unencrypted).")
+    lifetime = lifetime_field(initial=3540, cap=3600)
+
+
+@register
+class SnowflakeProvider(BearerProvider):
+    type = "snowflake"
+    label = "Snowflake key pair"
+    Options = SnowflakeOptions
+    secret_fields = ("private_key",)
+
+    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        account, user = qualified_names(options["account"], options["user"])
+        fingerprint = public_key_fingerprint(options["private_key"])
+        return {
+            "algorithm": "RS256",
+            "key": options["private_key"],
+            "claims": {"iss": f"{account}.{user}.{fingerprint}", "sub": f"{account}.{user}"},
+            "lifetime": options["lifetime"],
+            "clock_skew": SnowflakeOptions.clock_skew,
+        }
+
+    def authorize(self, request: requests.PreparedRequest, token: Token) -> None:
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        request.headers[TOKEN_TYPE_HEADER] = "KEYPAIR_JWT"
