@@ -383,3 +383,25 @@ def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
     error = refused(write(tmp_path, entry("billing"), entry("crm")))
     assert "crm: was created by someone else during this import" in str(error)
     assert not Integration.objects.exists()
+
+
+def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
+    """SECURITY 26: if import crashes after reading secrets, Django's error report (what
+    a 500 e-mail or Sentry would hold) shows the import frames without their secrets."""
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    from integrations import config
+
+    def explode(self, changes):
+        raise RuntimeError("storage failed")
+
+    monkeypatch.setattr(Integration, "update_secrets", explode)
+    path = write(tmp_path, entry("billing", auth={"key": HMAC_SECRET}))
+    try:
+        config.import_config(config.read_file(path), base_dir=tmp_path)
+    except RuntimeError:
+        report = ExceptionReporter(None, *sys.exc_info()).get_traceback_html()
+    assert "apply_auth" in report and "import_config" in report and "base_dir" in report
+    assert CANARY not in report
