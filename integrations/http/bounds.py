@@ -51,7 +51,8 @@ class Bounds:
         elif timeout is not None:
             connect = read = float(timeout)
         if deadline is None:
-            deadline = connect + read * app_settings.DEADLINE_FACTOR
+            # At least room for a slow connect plus a full read timeout.
+            deadline = max(read * app_settings.DEADLINE_FACTOR, connect + read)
         return cls(float(connect), float(read), time.monotonic() + deadline)
 
     def remaining(self) -> float:
