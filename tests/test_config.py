@@ -405,3 +405,71 @@ def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
         report = ExceptionReporter(None, *sys.exc_info()).get_traceback_html()
     assert "apply_auth" in report and "import_config" in report and "base_dir" in report
     assert CANARY not in report
+
+
+def preset(slug: str, auth: dict[str, Any]) -> dict[str, Any]:
+    data = entry(slug)
+    data["auth"] = auth
+    return data
+
+
+@pytest.mark.parametrize(
+    "auth, field, detail",
+    [
+        (
+            {"type": "github_app", "app_id": "Iv1.abc", "installation_id": "42",
+             "private_key": {"file": "rsa.pem"}, "lifetime": 900},
+            "auth.lifetime",
+            "600",
+        ),
+        (
+            {"type": "github_app", "app_id": "Iv1.abc", "installation_id": "42",
+             "private_key": {"file": "ec.pem"}},
+            "auth.private_key",
+            "RSA",
+        ),
+        (
+            {"type": "app_store_connect", "issuer_id": "69a6de70", "key_id": "2X9R4HXF34",
+             "private_key": {"file": "rsa.pem"}},
+            "auth.private_key",
+            "EC",
+        ),
+        (
+            {"type": "app_store_connect", "issuer_id": "69a6de70", "key_id": "2X9R4HXF34",
+             "private_key": {"file": "ec.pem"}, "lifetime": 1800},
+            "auth.lifetime",
+            "1200",
+        ),
+    ],
+)  # fmt: skip
+def test_preset_rules_are_enforced_at_import(tmp_path, auth, field, detail):
+    """SECURITY 2-3, PROVIDERS: a preset's key type and lifetime cap are checked at
+    import, naming the preset's own field; nothing is written."""
+    (tmp_path / "rsa.pem").write_text(rsa_pem())
+    (tmp_path / "ec.pem").write_text(ec_pem("P-256"))
+    message = str(refused(write(tmp_path, preset("vendor", auth))))
+    assert f"vendor: {field}:" in message and detail in message
+    assert not Integration.objects.exists()
+
+
+def test_preset_secret_from_file_round_trips_through_export(tmp_path):
+    """SPEC: a preset's secret (GitHub App PEM from a file) is stored encrypted and
+    exported as null under its own name; re-importing the export keeps it."""
+    (tmp_path / "app.pem").write_text(rsa_pem())
+    auth = {
+        "type": "github_app",
+        "app_id": "Iv1.abc",
+        "installation_id": "42",
+        "private_key": {"file": "app.pem"},
+    }
+    import_file(write(tmp_path, preset("github", auth)))
+    out = io.StringIO()
+    call_command("integrations_export", "github", stdout=out)
+    exported = json.loads(out.getvalue())
+    assert exported["integrations"][0]["auth"]["private_key"] is None
+    assert "BEGIN" not in out.getvalue()
+    path = tmp_path / "exported.json"
+    path.write_text(out.getvalue())
+    import_file(path)
+    stored = Integration.objects.get(slug="github").get_secrets()
+    assert stored == {"private_key": rsa_pem().removesuffix("\n")}
