@@ -19,13 +19,13 @@ from .conf import app_settings
 from .models import CallSource, Integration
 from .runner import summary
 
-try:
-    from django.tasks import task
-except ImportError:  # Django < 6: the backport
-    from django_tasks import task
-
 if TYPE_CHECKING:
-    from django_tasks import TaskResult
+    from django.tasks import TaskResult, task
+else:
+    try:
+        from django.tasks import task
+    except ImportError:  # Django < 6: the backport
+        from django_tasks import task
 
 
 @task(queue_name=app_settings.TASK_QUEUE)
@@ -54,7 +54,7 @@ def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[st
 
 def enqueue_tests(
     integrations: Iterable[Integration], *, source: str = CallSource.TASK
-) -> list[TaskResult[dict[str, Any]]]:
+) -> list[TaskResult[[int, str], dict[str, Any]]]:
     """Enqueue one ``run_test_call`` per integration; returns the task results in order.
 
     They go to the ``INTEGRATIONS_TASK_QUEUE`` queue. With the immediate backend the

@@ -25,7 +25,8 @@ def api(server, make_integration):
 def test_2xx_prints_status_headers_body_and_logs(api):
     """SPEC: exit 0 on 2xx; the body is the only stdout; the call is logged (source
     command) and went out with a valid JWT (SECURITY 4)."""
-    api.route("GET", "/api/invoices", lambda r: Reply(200, {"invoices": [1, 2]}, {"X-Request-Id": "req-7"}))
+    reply = Reply(200, {"invoices": [1, 2]}, {"X-Request-Id": "req-7"})
+    api.route("GET", "/api/invoices", lambda r: reply)
     ran = run("integrations_call", "billing", "get", "invoices")
     assert ran.code == 0, ran.err
     assert json.loads(ran.out) == {"invoices": [1, 2]}
@@ -83,7 +84,8 @@ def test_non_2xx_exits_1_and_still_shows_the_body(api):
     ("args", "message"),
     [
         (["billing", "GET", "x", "--data", "{oops"], "--data is not valid JSON"),
-        (["billing", "GET", "x", "--data", "@/nonexistent/body.json"], "cannot read /nonexistent/body.json"),
+        (["billing", "GET", "x", "--data", "@/nonexistent/body.json"],
+         "cannot read /nonexistent/body.json"),
         (["billing", "GET", "x", "--header", "no-colon"], "is not NAME:VALUE"),
         (["billing", "FETCH", "x"], "unknown method 'FETCH'"),
         (["nope", "GET", "x"], "no integration with slug 'nope'"),

@@ -43,10 +43,12 @@ def test_reveal_prints_a_verifiable_token_and_warns(make_integration):
 def test_grant_flow_fetches_a_fresh_access_token(server, make_integration):
     """For a token endpoint flow the command obtains a new access token (one POST) and,
     the token being opaque, shows the assertion it signs instead."""
-    server.route("POST", "/token", lambda r: Reply(200, {"access_token": "opaque-abc", "expires_in": 900}))
+    answer = {"access_token": "opaque-abc", "expires_in": 900}
+    server.route("POST", "/token", lambda r: Reply(200, answer))
     make_integration(
         base_url=f"{server.url}/api/", auth_type="jwt_grant",
-        auth_config={"algorithm": "HS256", "claims": {"iss": "shop"}, "token_url": f"{server.url}/token"},
+        auth_config={"algorithm": "HS256", "claims": {"iss": "shop"},
+                     "token_url": f"{server.url}/token"},
     )
     ran = run("integrations_token", "billing")
     assert ran.code == 0, ran.err
@@ -59,7 +61,8 @@ def test_grant_flow_fetches_a_fresh_access_token(server, make_integration):
 
 def test_refusing_token_endpoint_exits_1_with_a_clean_line(server, make_integration):
     """A token endpoint refusal exits 1 with its OAuth error, no traceback, no secret."""
-    server.route("POST", "/token", lambda r: Reply(400, {"error": "invalid_grant", "error_description": "bad iss"}))
+    refusal = {"error": "invalid_grant", "error_description": "bad iss"}
+    server.route("POST", "/token", lambda r: Reply(400, refusal))
     make_integration(
         base_url=f"{server.url}/api/", auth_type="jwt_grant",
         auth_config={"algorithm": "HS256", "claims": {}, "token_url": f"{server.url}/token"},
@@ -75,4 +78,5 @@ def test_unknown_slug_exits_2_and_undecryptable_exits_1(make_integration, settin
     assert run("integrations_token", "nope").code == 2
     settings.INTEGRATIONS_ENCRYPTION_KEYS = ["b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktISE="]
     ran = run("integrations_token", "billing")
-    assert ran.code == 1 and "INTEGRATIONS_ENCRYPTION_KEYS" in ran.err and "Traceback" not in ran.err
+    assert ran.code == 1 and "INTEGRATIONS_ENCRYPTION_KEYS" in ran.err
+    assert "Traceback" not in ran.err

@@ -32,7 +32,9 @@ def test_enqueue_tests_runs_each_and_logs_source_task(server, make_integration):
 def test_task_result_holds_no_secret(server, make_integration):
     """SECURITY 26: a task's stored result (kept by engines like RQ) has no token or key."""
     server.route("GET", "/a/health", lambda r: Reply(401, {"token": r.bearer}))
-    integration = make_integration("alpha", base_url=f"{server.url}/a/", test_request={"path": "health"})
+    integration = make_integration(
+        "alpha", base_url=f"{server.url}/a/", test_request={"path": "health"}
+    )
     result = run_test_call.enqueue(integration.pk)
     text = repr(result.return_value)
     assert result.return_value["ok"] is False

@@ -89,7 +89,8 @@ class TokenServer:
             self.token_requests += 1
             n = self.token_requests
         time.sleep(0.3)  # a slow endpoint widens the window in which workers could race
-        return Reply(200, {"access_token": f"access-{n}", "token_type": "Bearer", "expires_in": 3600})
+        answer = {"access_token": f"access-{n}", "token_type": "Bearer", "expires_in": 3600}
+        return Reply(200, answer)
 
     def shared(self, request):
         with self.lock:
@@ -103,7 +104,9 @@ class TokenServer:
         return Reply(200, {}) if request.bearer == "access-1" else Reply(401, {})
 
 
-def test_four_rq_workers_run_enqueued_tests_with_one_token_request(server, tmp_path, env, redis_queue):
+def test_four_rq_workers_run_enqueued_tests_with_one_token_request(
+    server, tmp_path, env, redis_queue
+):
     """Issue 6, SECURITY 23: `integrations_test --all --enqueue` puts one task per
     integration on RQ; four real worker processes run them (and 7 more of one
     integration, four at a time), every result lands in CallLog with source "task", and
