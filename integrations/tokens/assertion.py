@@ -8,11 +8,11 @@ fresh uuid4 ``jti`` every time, since servers refuse a replayed one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 
-from .base import JWTOptions, URLField
+from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
 from .registry import register
 from .signing import standard_claims
@@ -53,7 +53,7 @@ class ClientAssertionOptions(JWTOptions):
 class ClientAssertionProvider(TokenEndpointProvider):
     type = "client_assertion"
     label = "Client assertion, private_key_jwt (RFC 7523 §2.2)"
-    Options = ClientAssertionOptions
+    Options: ClassVar[OptionsForm] = ClientAssertionOptions
     always_jti = True
     delivery = (
         "POSTed to token_url as client_assertion in a client_credentials grant "

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from ..models import Integration
 
 
+# Named outside the classes: inside them, ``type`` is the auth type's name.
+OptionsForm = type[forms.Form]
+
+
 @dataclass(frozen=True)
 class Token:
     """A credential and when it stops working. ``value`` never appears in repr."""
@@ -171,7 +175,7 @@ class PresetOptions(forms.Form):
     algorithm its key must suit, the lifetime cap and whether the provider measures it
     from ``iat`` (backdated by ``clock_skew``) or from now."""
 
-    algorithm: ClassVar[str] = "RS256"
+    key_algorithm: ClassVar[str] = "RS256"
     key_field: ClassVar[str] = "private_key"
     clock_skew: ClassVar[int] = 30
     max_lifetime: ClassVar[int]
@@ -180,7 +184,7 @@ class PresetOptions(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.key_field:
-            check_key(self, data, self.algorithm, self.key_field)
+            check_key(self, data, self.key_algorithm, self.key_field)
         if not data.get("lifetime") and "lifetime" in self.fields:
             data["lifetime"] = self.fields["lifetime"].initial
         skew = self.clock_skew if self.cap_from_iat else 0
@@ -192,9 +196,9 @@ class TokenProvider:
     """Base of every auth type. ``options`` are cleaned ``Options`` data, secrets included,
     mapped by ``map_options`` onto the generic flow's options."""
 
-    type: ClassVar[str]
     label: ClassVar[str]
-    Options: ClassVar[type[forms.Form]]
+    Options: ClassVar[OptionsForm]
+    type: ClassVar[str]
     secret_fields: ClassVar[tuple[str, ...]] = ("key",)
     # False for flows that need a new token per request (e.g. a claim over the URL).
     cacheable: ClassVar[bool] = True
@@ -235,7 +239,7 @@ class TokenProvider:
 class JWTProvider(TokenProvider):
     """A provider that signs JWTs: builds one ``Signer`` and the standard claims."""
 
-    Options = JWTOptions
+    Options: ClassVar[OptionsForm] = JWTOptions
     always_jti: ClassVar[bool] = False
     # How the JWT travels, for previews: "sent as ...".
     delivery: ClassVar[str] = ""

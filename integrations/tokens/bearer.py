@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
 
-from .base import JWTOptions, JWTProvider, Token
+from .base import JWTOptions, JWTProvider, OptionsForm, Token
 from .registry import register
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class BearerOptions(JWTOptions):
 class BearerProvider(JWTProvider):
     type = "jwt_bearer"
     label = "JWT bearer (signed JWT on every call)"
-    Options = BearerOptions
+    Options: ClassVar[OptionsForm] = BearerOptions
     delivery = "sent on every call in header_name with scheme (default Authorization: Bearer)"
 
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:

@@ -8,11 +8,11 @@ Both field names may be dotted paths into nested JSON (``data.token``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
 
-from .base import JWTOptions, URLField
+from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
 from .registry import register
 
@@ -37,7 +37,7 @@ class ExchangeOptions(JWTOptions):
 class ExchangeProvider(TokenEndpointProvider):
     type = "jwt_exchange"
     label = "JWT exchange (JWT as Bearer to an exchange URL)"
-    Options = ExchangeOptions
+    Options: ClassVar[OptionsForm] = ExchangeOptions
     endpoint_name = "exchange URL"
     delivery = "sent as Bearer to exchange_url; the token it answers with is sent as Bearer"
 

@@ -7,11 +7,11 @@ URL, as RFC 7523 §3 asks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 
-from .base import JWTOptions, URLField
+from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
 from .registry import register
 
@@ -32,7 +32,7 @@ class GrantOptions(JWTOptions):
 class GrantProvider(TokenEndpointProvider):
     type = "jwt_grant"
     label = "JWT bearer grant (RFC 7523 §2.1)"
-    Options = GrantOptions
+    Options: ClassVar[OptionsForm] = GrantOptions
     delivery = (
         "POSTed to token_url as assertion (RFC 7523 §2.1); the access_token is sent as Bearer"
     )

@@ -16,7 +16,7 @@ from ..registry import register
 
 
 class AppStoreConnectOptions(PresetOptions):
-    algorithm = "ES256"
+    key_algorithm = "ES256"
     max_lifetime = 1200
 
     issuer_id = forms.CharField(help_text="From Users and Access → Integrations.")

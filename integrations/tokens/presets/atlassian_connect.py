@@ -50,7 +50,7 @@ def query_string_hash(method: str, url: str, base_url: str) -> str:
 
 
 class AtlassianConnectOptions(PresetOptions):
-    algorithm = "HS256"
+    key_algorithm = "HS256"
     key_field = "shared_secret"
     max_lifetime = 180
 
