@@ -65,6 +65,8 @@ def read_file(path: str | Path) -> dict[str, Any]:
         raise InvalidConfiguration(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise InvalidConfiguration(f"{path} is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("integrations"), list):
         raise InvalidConfiguration(f'{path} must hold {{"integrations": [...]}}')
     return data
@@ -100,6 +102,10 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
         except UnicodeDecodeError:
             raise InvalidConfiguration(
                 f"secret file {path} is not UTF-8 text", entry=entry, field=field
+            ) from None
+        except ValueError:  # a NUL byte in the path
+            raise InvalidConfiguration(
+                "is not a usable file path", entry=entry, field=field
             ) from None
         text = text.removesuffix("\n").removesuffix("\r")
         source = f"secret file {path}"

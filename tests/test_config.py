@@ -15,6 +15,8 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from integrations.models import Integration
 from tests.child import manage_env, run
@@ -473,3 +475,60 @@ def test_preset_secret_from_file_round_trips_through_export(tmp_path):
     import_file(path)
     stored = Integration.objects.get(slug="github").get_secrets()
     assert stored == {"private_key": rsa_pem().removesuffix("\n")}
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+AUTH_KEYS = [
+    "type",
+    "algorithm",
+    "key",
+    "key_id",
+    "claims",
+    "lifetime",
+    "clock_skew",
+    "scheme",
+    "header_name",
+    "private_key",
+    "app_id",
+    "installation_id",
+    "token_url",
+    "scope",
+]
+ENTRY_KEYS = ["slug", "name", "base_url", "enabled", "headers", "timeout", "log_calls",
+              "test_request", "auth", "follow_redirects"]  # fmt: skip
+
+
+@st.composite
+def fuzzed_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid entry with some fields replaced by arbitrary JSON."""
+    data = entry(draw(st.sampled_from(["billing", "crm"])))
+    for name in draw(st.lists(st.sampled_from(ENTRY_KEYS), max_size=3)):
+        data[name] = draw(JSON_VALUES)
+    if isinstance(data.get("auth"), dict):
+        for name in draw(st.lists(st.sampled_from(AUTH_KEYS), max_size=3)):
+            data["auth"][name] = draw(
+                JSON_VALUES | st.sampled_from(["HS256", "github_app", "none"])
+            )
+    return data
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(entries=st.lists(fuzzed_entries(), min_size=1, max_size=2))
+def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
+    """SPEC import: whatever JSON an entry holds, import either succeeds or raises
+    InvalidConfiguration (one line, no secret): never another exception."""
+    from integrations.config import import_config
+    from integrations.exceptions import InvalidConfiguration
+
+    try:
+        import_config({"integrations": entries}, base_dir=tmp_path)
+    except InvalidConfiguration as exc:
+        assert "\n" not in str(exc) and CANARY not in str(exc)
