@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
 from .audit import record_call
 from .conf import app_settings
@@ -76,6 +77,7 @@ def get_session(slug: str, *, source: str = CallSource.API) -> IntegrationSessio
     return session
 
 
+@sensitive_variables("kwargs")
 def request(slug: str, method: str, path: str, **kwargs: Any) -> requests.Response:
     """One call through the integration's session, logged as its ``log_calls`` says."""
     return get_session(slug).request(method, path, **kwargs)

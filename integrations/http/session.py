@@ -218,10 +218,14 @@ class IntegrationSession(GuardedSession):
                     continue
                 break
         except Exception as exc:  # returned, not swallowed: request() re-raises it
-            return Outcome(method, full_url, started, error=scrub(exc), attempts=max(attempts, 1))
+            sent = getattr(getattr(exc, "request", None), "url", None) or full_url
+            return Outcome(method, sent, started, error=scrub(exc), attempts=max(attempts, 1))
         # The 401 hook's retry is one more attempt on the wire.
         attempts += int(getattr(response, "_integrations_attempts", 1)) - 1
-        return Outcome(method, full_url, started, response=response, attempts=attempts)
+        # The URL as first sent, query included (the log masks its values).
+        first = response.history[0] if response.history else response
+        sent = first.request.url or full_url
+        return Outcome(method, sent, started, response=response, attempts=attempts)
 
     @staticmethod
     def _wait(
