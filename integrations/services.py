@@ -77,7 +77,7 @@ def get_session(slug: str, *, source: str = CallSource.API) -> IntegrationSessio
     return session
 
 
-@sensitive_variables("kwargs")
+@sensitive_variables("path", "kwargs")
 def request(slug: str, method: str, path: str, **kwargs: Any) -> requests.Response:
     """One call through the integration's session, logged as its ``log_calls`` says."""
     return get_session(slug).request(method, path, **kwargs)

@@ -178,7 +178,7 @@ class IntegrationSession(GuardedSession):
             "response": [h for h in hooks["response"] if getattr(h, "__self__", None) is not self.auth],
         }
 
-    @sensitive_variables("kwargs")
+    @sensitive_variables("url", "full_url", "sent", "kwargs")
     def perform(self, method: str, url: str, **kwargs: Any) -> Outcome:
         """Make the call, retrying as the policy allows, and return what happened,
         response or (scrubbed) error; logs nothing."""
@@ -244,7 +244,7 @@ class IntegrationSession(GuardedSession):
         retries.sleep(delay)
         return True
 
-    @sensitive_variables("kwargs")
+    @sensitive_variables("url", "full_url", "sent", "kwargs")
     def request(  # type: ignore[override]
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
