@@ -60,7 +60,7 @@ class RetryPolicy:
                 return min(retry_after, self.retry_after_cap)
         # "Equal jitter": half the exponential step, plus up to as much again at random,
         # so many clients that failed together do not come back together.
-        step = min(self.backoff * 2 ** (attempt - 1), self.retry_after_cap)
+        step = min(float(self.backoff) * 2.0 ** (attempt - 1), float(self.retry_after_cap))
         return step / 2 + random.uniform(0, step / 2)
 
 

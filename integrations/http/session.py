@@ -104,7 +104,7 @@ class GuardedSession(requests.Session):
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         if kwargs.get("timeout") is None:
@@ -125,7 +125,7 @@ class GuardedSession(requests.Session):
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or parts.username or parts.password:
             raise RequestRefused("redirect refused: only http(s) URLs without user:password@")
-        if self.should_strip_auth(response.request.url or "", url):
+        if self.should_strip_auth(response.request.url or "", url):  # type: ignore[no-untyped-call]
             self.leave_home(prepared_request)
 
     def leave_home(self, prepared_request: requests.PreparedRequest) -> None:
@@ -175,7 +175,11 @@ class IntegrationSession(GuardedSession):
         hooks = prepared_request.hooks
         prepared_request.hooks = {
             **hooks,
-            "response": [h for h in hooks["response"] if getattr(h, "__self__", None) is not self.auth],
+            "response": [
+                hook
+                for hook in hooks["response"]
+                if getattr(hook, "__self__", None) is not self.auth
+            ],
         }
 
     @sensitive_variables("url", "full_url", "sent", "kwargs")
@@ -245,7 +249,7 @@ class IntegrationSession(GuardedSession):
         return True
 
     @sensitive_variables("url", "full_url", "sent", "kwargs")
-    def request(  # type: ignore[override]
+    def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         from ..audit import record_call

@@ -94,7 +94,9 @@ def test_compressed_body_under_the_cap_is_decoded(server, make_integration, smal
     server.route(
         "GET",
         "/api/z",
-        lambda r: Reply(200, body, {"Content-Encoding": "gzip", "Content-Type": "application/json"}),
+        lambda r: Reply(
+            200, body, {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        ),
     )
     make_integration(base_url=f"{server.url}/api/")
     assert services.request("billing", "GET", "z").json() == {"ok": True}

@@ -82,7 +82,9 @@ def test_allowed_when_the_setting_says_so(server, make_integration):
     assert services.request("billing", "GET", "x").status_code == 200
 
 
-def test_check_and_connect_use_one_resolution(server, make_integration, private_blocked, monkeypatch):
+def test_check_and_connect_use_one_resolution(
+    server, make_integration, private_blocked, monkeypatch
+):
     """SECURITY 11 (no DNS rebinding): the host is resolved once per connection and the
     socket connects to the address that was checked, not to a second lookup's answer."""
     server.route("GET", "/api/x", lambda r: Reply(200, {"ok": True}))

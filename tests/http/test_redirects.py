@@ -48,7 +48,12 @@ def test_other_host_gets_no_credential_headers(server, other, make_integration):
     make_integration(
         base_url=f"{server.url}/api/",
         follow_redirects=True,
-        auth_config={"algorithm": "HS256", "claims": {"aud": "b"}, "header_name": "X-Api-Token", "scheme": ""},
+        auth_config={
+            "algorithm": "HS256",
+            "claims": {"aud": "b"},
+            "header_name": "X-Api-Token",
+            "scheme": "",
+        },
     )
     response = services.request(
         "billing", "GET", "x", headers={"Cookie": "sid=1", "Proxy-Authorization": "Basic eA=="}

@@ -70,7 +70,9 @@ def test_retry_after_as_http_date(server, make_integration, waits):
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
-def test_retryable_statuses_give_up_after_the_budget(server, make_integration, waits, settings, status):
+def test_retryable_statuses_give_up_after_the_budget(
+    server, make_integration, waits, settings, status
+):
     """SECURITY 18: RETRY_TOTAL retries, growing backoff with jitter, then the last
     response is returned (not raised)."""
     settings.INTEGRATIONS_RETRY_TOTAL = 3

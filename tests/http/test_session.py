@@ -49,7 +49,8 @@ def test_user_agent_and_integration_headers_are_sent(server, make_integration):
     make_integration(base_url=f"{server.url}/api/", headers={"Accept": "application/json"})
     services.request("billing", "GET", "x")
     sent = server.requests[0].headers
-    assert sent["User-Agent"].startswith("django-integrations/") and sent["Accept"] == "application/json"
+    assert sent["User-Agent"].startswith("django-integrations/")
+    assert sent["Accept"] == "application/json"
 
 
 def test_netrc_and_proxy_variables_change_nothing(server, make_integration, tmp_path, monkeypatch):
