@@ -71,7 +71,7 @@ def test_filters_and_search(as_user, make_integration):
         assert response.status_code == 200
         return int(response.context["cl"].result_count)
 
-    assert count(integration__id__exact=str(a.pk)) == 2
+    assert count(integration="alpha") == 2
     assert count(ok__exact="0") == 1
     assert count(source__exact="task") == 1
     assert count(q="orders") == 1
@@ -115,4 +115,19 @@ def test_integration_page_shows_its_latest_calls(as_user, make_integration):
     )
     assert "call-24" in html and "call-05" in html
     assert "call-04" not in html and "not-mine" not in html
-    assert f"?integration__id__exact={integration.pk}" in html
+    assert "?integration=billing" in html
+
+
+def test_integration_filter_becomes_a_slug_box_when_many(as_user, make_integration, monkeypatch):
+    """Past FILTER_LINKS integrations the filter is a slug box that keeps the other
+    filters, instead of one link per integration."""
+    from integrations import admin
+
+    monkeypatch.setattr(admin, "FILTER_LINKS", 1)
+    log(make_integration("alpha"))
+    log(make_integration("beta"), ok=False)
+    client = as_user("viewer")
+    html = client.get(LIST, {"ok__exact": "0"}).content.decode()
+    assert 'name="integration"' in html and 'type="hidden" name="ok__exact" value="0"' in html
+    assert "?integration=alpha" not in html
+    assert client.get(LIST, {"integration": "beta"}).context["cl"].result_count == 1
