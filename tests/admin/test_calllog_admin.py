@@ -131,3 +131,35 @@ def test_integration_filter_becomes_a_slug_box_when_many(as_user, make_integrati
     assert 'name="integration"' in html and 'type="hidden" name="ok__exact" value="0"' in html
     assert "?integration=alpha" not in html
     assert client.get(LIST, {"integration": "beta"}).context["cl"].result_count == 1
+
+
+def test_unfiltered_count_uses_the_planner_estimate_on_postgresql(make_integration, monkeypatch):
+    """At millions of rows COUNT(*) costs more than the page: unfiltered on PostgreSQL
+    the paginator reads pg_class.reltuples; filtered, it counts exactly."""
+    from integrations import admin
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the estimate is PostgreSQL's; other databases count exactly")
+    integration = make_integration()
+    for _ in range(3):
+        log(integration)
+    monkeypatch.setattr(admin, "ESTIMATE_ABOVE", -2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = 'integrations_calllog'::regclass"
+        )
+        estimate = cursor.fetchone()[0]
+    with CaptureQueriesContext(connection) as captured:
+        assert admin.EstimatedCountPaginator(CallLog.objects.all(), 50).count == estimate
+    assert not any("COUNT(" in q["sql"] for q in captured.captured_queries)
+    assert admin.EstimatedCountPaginator(CallLog.objects.filter(ok=True), 50).count == 3
+
+
+def test_count_is_exact_elsewhere(make_integration):
+    """Off PostgreSQL (or filtered, or small) the paginator counts exactly."""
+    from integrations import admin
+
+    integration = make_integration()
+    for _ in range(3):
+        log(integration)
+    assert admin.EstimatedCountPaginator(CallLog.objects.all(), 50).count == 3
