@@ -8,7 +8,9 @@ write-only (SECURITY 29) and test calls need ``integrations.run_test_call`` (SEC
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 from typing import Any
 
 from django.contrib import admin, messages
@@ -42,6 +44,7 @@ RECENT_CALLS = 20
 ESTIMATE_ABOVE = 100_000
 FILTER_LINKS = 50
 DEFAULT_TYPE = "jwt_bearer"
+PRESETS_PACKAGE = "integrations.tokens.presets."
 REQUEST_FIELDS = [
     "headers",
     "timeout",
@@ -201,13 +204,19 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if request.method == "GET" and not known_type(request.GET.get("auth_type")):
             if not self.has_add_permission(request):
                 raise PermissionDenied
+            types = [
+                (name, cls.label, cls.__module__.startswith(PRESETS_PACKAGE))
+                for name, cls in sorted(PROVIDERS.items(), key=lambda item: item[1].label)
+            ]
             context = {
                 **self.admin_site.each_context(request),
                 "title": "Add integration: choose how it authenticates",
                 "opts": self.opts,
-                "types": [
-                    (name, cls.label, cls.__doc__ or "") for name, cls in sorted(PROVIDERS.items())
+                "groups": [
+                    ("Generic flows", [t for t in types if not t[2]]),
+                    ("Presets for specific providers", [t for t in types if t[2]]),
                 ],
+                "default_type": DEFAULT_TYPE,
             }
             return TemplateResponse(
                 request, "admin/integrations/integration/choose_type.html", context
@@ -435,6 +444,7 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "preview": preview,
             "header_json": json.dumps(preview["header"], indent=2) if preview else "",
             "claims_json": json.dumps(preview["claims"], indent=2) if preview else "",
+            "times": claim_times(preview["claims"]) if preview else [],
             "error": error,
         }
         return TemplateResponse(request, "admin/integrations/integration/preview.html", context)
@@ -448,6 +458,20 @@ def label(cls: type[TokenProvider], name: str) -> str:
         if field is not None and field.label
         else name.replace("_", " ").capitalize()
     )
+
+
+def claim_times(claims: dict[str, Any]) -> list[tuple[str, str]]:
+    """iat/nbf/exp as UTC times relative to now, for an operator checking a lifetime."""
+    now = time.time()
+    times = []
+    for name in ("iat", "nbf", "exp"):
+        value = claims.get(name)
+        if isinstance(value, int | float):
+            when = datetime.datetime.fromtimestamp(value, datetime.UTC)
+            offset = int(value - now)
+            relative = f"in {offset} s" if offset >= 0 else f"{-offset} s ago"
+            times.append((name, f"{when:%Y-%m-%d %H:%M:%S} UTC ({relative})"))
+    return times
 
 
 def run_test(integration: Integration) -> CallLog:

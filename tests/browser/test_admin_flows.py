@@ -47,8 +47,10 @@ class VerifyingAPI:
         )
 
 
-def choose_type(page: Page, auth_type: str) -> None:
+def choose_type(page: Page, auth_type: str, shot: Any = None) -> None:
     page.goto("/admin/integrations/integration/add/")
+    if shot is not None:
+        shot("choose-type")
     page.check(f"input[name=auth_type][value={auth_type}]")
     page.click("input[type=submit][value=Continue]")
     page.wait_for_selector("#integration_form")
@@ -78,7 +80,7 @@ def test_jwt_bearer_with_a_pasted_hmac_secret(admin_page, server):
     api = VerifyingAPI(server, "HS256")
     api.key = HMAC_SECRET
     api.bearer_route("GET", "/api/health")
-    choose_type(page, "jwt_bearer")
+    choose_type(page, "jwt_bearer", shot)
     shot("add-form")
     fill_common(page, "Billing API", f"{server.url}/api/", {"method": "GET", "path": "health"})
     page.select_option("#id_auth_algorithm", "HS256")
@@ -96,6 +98,12 @@ def test_jwt_bearer_with_a_pasted_hmac_secret(admin_page, server):
     assert "/api/health" in page.inner_text("table.recent-calls")
     row = CallLog.objects.get()
     assert row.source == "admin" and row.ok and row.status_code == 200
+    page.goto("/admin/integrations/integration/")
+    assert "200 · " in page.inner_text("#result_list")
+    shot("list")
+    page.goto("/admin/integrations/calllog/")
+    assert "/api/health" in page.inner_text("#result_list")
+    shot("call-log")
 
 
 def test_github_app_with_a_pasted_pem(admin_page, server):
@@ -204,3 +212,4 @@ def test_preview_token(admin_page, make_integration):
     claims = json.loads(page.inner_text("pre.token-claims"))
     assert header == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
     assert claims["aud"] == "billing" and claims["exp"] > claims["iat"]
+    assert "UTC (in " in page.inner_text("table.token-times")
