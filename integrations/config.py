@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from .exceptions import InvalidConfiguration, SecretDecryptionError
+from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
 from .tokens import provider_class
 from .validation import option_names, validate_integration
@@ -87,7 +87,7 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
         name = value["env"]
         env_text = os.environ.get(name)
         if env_text is None:
-            raise InvalidConfiguration(
+            raise SecretUnavailable(
                 f"environment variable {name} is not set", entry=entry, field=field
             )
         text, source = env_text, f"environment variable {name}"
@@ -96,15 +96,15 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise InvalidConfiguration(
+            raise SecretUnavailable(
                 f"cannot read secret file {path}: {exc.strerror}", entry=entry, field=field
             ) from None
         except UnicodeDecodeError:
-            raise InvalidConfiguration(
+            raise SecretUnavailable(
                 f"secret file {path} is not UTF-8 text", entry=entry, field=field
             ) from None
         except ValueError:  # a NUL byte in the path
-            raise InvalidConfiguration(
+            raise SecretUnavailable(
                 "is not a usable file path", entry=entry, field=field
             ) from None
         text = text.removesuffix("\n").removesuffix("\r")

@@ -39,8 +39,8 @@ class SecretDecryptionError(IntegrationError):
     """A stored secret cannot be decrypted with the configured key ring (fail closed)."""
 
 
-class SecretUnavailable(IntegrationError):
-    """A secret source (environment variable, file) cannot be read."""
+class SecretUnavailable(InvalidConfiguration):
+    """A configured secret source (environment variable, file) cannot be read."""
 
 
 class TokenError(IntegrationError):

@@ -532,3 +532,15 @@ def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
         import_config({"integrations": entries}, base_dir=tmp_path)
     except InvalidConfiguration as exc:
         assert "\n" not in str(exc) and CANARY not in str(exc)
+
+
+def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
+    """Callers of import_config can tell an unreadable secret source (SecretUnavailable,
+    an InvalidConfiguration) from other configuration errors."""
+    from integrations.config import import_config
+    from integrations.exceptions import SecretUnavailable
+
+    for secret in ({"env": "NOT_SET_ANYWHERE_42"}, {"file": "missing.pem"}):
+        data = {"integrations": [entry(auth={"key": secret})]}
+        with pytest.raises(SecretUnavailable, match="billing: auth.key: "):
+            import_config(data, base_dir=tmp_path)
