@@ -18,7 +18,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -254,6 +254,36 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ) -> HttpResponseRedirect:
         # Stay on the new integration: its public key and test button are there.
         return HttpResponseRedirect(reverse("admin:integrations_integration_change", args=[obj.pk]))
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """An integration's call logs go with it: counted, not listed (there may be
+        millions), and not held back by the call log admin's no-delete rule, which keeps
+        operators from editing a live integration's record, not from removing it."""
+        integrations = list(objs)
+        counts = dict(
+            CallLog.objects.filter(integration__in=integrations)
+            .values_list("integration")
+            .annotate(n=Count("id"))
+            .values_list("integration", "n")
+        )
+        to_delete: list[Any] = [
+            [
+                format_html(
+                    'Integration: <a href="{}">{}</a>',
+                    reverse("admin:integrations_integration_change", args=[obj.pk]),
+                    obj,
+                ),
+                [f"{counts.get(obj.pk, 0)} call logs"],
+            ]
+            for obj in integrations
+        ]
+        model_count = {
+            str(self.opts.verbose_name_plural): len(integrations),
+            str(CallLog._meta.verbose_name_plural): sum(counts.values()),
+        }
+        return to_delete, model_count, set(), []
 
     # Read-only displays --------------------------------------------------------
 

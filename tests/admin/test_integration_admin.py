@@ -438,3 +438,30 @@ def test_viewer_sees_set_or_not_set_only(as_user, make_integration):
 def test_editor_without_add_permission_cannot_add(as_user):
     """The auth-type chooser is behind the add permission too."""
     assert as_user("viewer").get(ADD).status_code == 403
+
+
+def test_deleting_an_integration_takes_its_call_logs(as_user, make_integration):
+    """The confirmation counts the call logs instead of listing them, and deleting is not
+    blocked by the call log admin being read-only."""
+    integration = make_integration()
+    for _ in range(3):
+        CallLog.objects.create(integration=integration, source="api", method="GET", url="u")
+    delete = reverse("admin:integrations_integration_delete", args=[integration.pk])
+    client = as_user("superuser")
+    page = client.get(delete).content.decode()
+    assert "3 call logs" in page and "permission to delete" not in page
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Integration.objects.exists() and not CallLog.objects.exists()
+
+
+def test_bulk_delete_counts_call_logs(as_user, make_integration):
+    """The delete_selected action confirms with per-model counts and then deletes."""
+    ids = [make_integration(f"api-{n}").pk for n in range(2)]
+    CallLog.objects.create(integration_id=ids[0], source="api", method="GET", url="u")
+    client = as_user("superuser")
+    page = client.post(
+        LIST, {"action": "delete_selected", "_selected_action": ids}
+    ).content.decode()
+    assert "1 call logs" in page or "Call logs: 1" in page
+    client.post(LIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
+    assert not Integration.objects.exists()
