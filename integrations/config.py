@@ -222,8 +222,11 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
 
 
 @sensitive_variables("data", "entries", "raw")
-def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> ImportResult:
-    """Upsert every entry, or nothing at all."""
+def import_config(
+    data: dict[str, Any], *, base_dir: Path | None = None, dry_run: bool = False
+) -> ImportResult:
+    """Upsert every entry, or nothing at all. ``dry_run`` validates everything (secrets
+    read, keys parsed) and reports what would change, writing nothing."""
     base_dir = base_dir or Path.cwd()
     entries = data.get("integrations")
     if not isinstance(entries, list):
@@ -241,6 +244,9 @@ def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Impo
     with transaction.atomic():
         for position, raw in enumerate(entries, start=1):
             integration, created = apply_entry(raw, position, base_dir)
+            (result.created if created else result.updated).append(integration.slug)
+            if dry_run:
+                continue
             try:
                 with transaction.atomic():
                     integration.save()
@@ -249,7 +255,6 @@ def import_config(data: dict[str, Any], *, base_dir: Path | None = None) -> Impo
                     "was created by someone else during this import; run the import again",
                     entry=integration.slug,
                 ) from None
-            (result.created if created else result.updated).append(integration.slug)
     return result
 
 

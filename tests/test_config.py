@@ -544,3 +544,23 @@ def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
         data = {"integrations": [entry(auth={"key": secret})]}
         with pytest.raises(SecretUnavailable, match="billing: auth.key: "):
             import_config(data, base_dir=tmp_path)
+
+
+def test_dry_run_validates_everything_and_writes_nothing(tmp_path):
+    """SPEC import: --dry-run reads secrets and validates every entry like a real import,
+    reports what would change, and writes nothing; a bad entry still fails."""
+    import_file(write(tmp_path, entry("billing")))
+    before = Integration.objects.values().get(slug="billing")
+    err = io.StringIO()
+    path = write(tmp_path, entry("billing", name="Renamed"), entry("crm"))
+    call_command("integrations_import", str(path), "--dry-run", stderr=err)
+    assert "Would import 1 new and 1 updated integration(s)." in err.getvalue()
+    assert "new: crm" in err.getvalue() and "updated: billing" in err.getvalue()
+    assert list(Integration.objects.values()) == [before]
+    with pytest.raises(CommandError, match="crm: auth.algorithm"):
+        call_command(
+            "integrations_import",
+            str(write(tmp_path, entry("crm", auth={"algorithm": "none"}))),
+            "--dry-run",
+            stderr=io.StringIO(),
+        )

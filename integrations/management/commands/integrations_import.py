@@ -14,15 +14,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="JSON configuration file (SPEC: Configuration file)")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Validate the whole file (secrets read, keys parsed) and write nothing.",
+        )
 
-    def handle(self, *args: Any, file: str, **options: Any) -> None:
+    def handle(self, *args: Any, file: str, dry_run: bool, **options: Any) -> None:
         try:
-            result = import_config(read_file(file), base_dir=Path(file).resolve().parent)
+            result = import_config(
+                read_file(file), base_dir=Path(file).resolve().parent, dry_run=dry_run
+            )
         except IntegrationError as exc:
             raise CommandError(f"nothing imported: {exc}", returncode=1) from None
+        verb = "Would import" if dry_run else "Imported"
         self.stderr.write(
             self.style.SUCCESS(
-                f"Imported {len(result.created)} new and {len(result.updated)} updated "
+                f"{verb} {len(result.created)} new and {len(result.updated)} updated "
                 "integration(s)."
+                + describe("new", result.created)
+                + describe("updated", result.updated)
             )
         )
+
+
+def describe(label: str, slugs: list[str]) -> str:
+    return f"\n  {label}: {', '.join(slugs)}" if slugs else ""
