@@ -2,8 +2,8 @@
 
 ``TokenEndpointProvider`` is the base of the flows that call one (``jwt_grant``,
 ``client_assertion``, ``jwt_exchange`` and their presets): it mints the assertion,
-sends it through the app's session factory with the integration's timeouts, no
-redirects and a size cap, and turns the answer into a ``Token``, or a refusal into a
+sends it through the app's session factory (address guard, deadline, size cap) with
+the integration's timeouts and no redirects, and turns the answer into a ``Token``, or a refusal into a
 ``TokenEndpointError`` carrying OAuth's ``error`` and ``error_description``.
 
 Exception messages must not contain sensitive information: the assertion and any
@@ -107,7 +107,6 @@ class TokenEndpointProvider(JWTProvider):
             headers={"Accept": "application/json"},
             timeout=self.timeout,
             allow_redirects=False,
-            stream=True,
         )
 
     def form(self, assertion: str) -> dict[str, str]:
@@ -170,11 +169,10 @@ class TokenEndpointProvider(JWTProvider):
         parts = urlsplit(self.endpoint)
         where = f"{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
         try:
+            # The session factory bounds the read: overall deadline, size cap (SECURITY
+            # 16-17); its errors are IntegrationErrors and pass through as they are.
             response = self.send(http, assertion)
-            try:
-                body = response.raw.read(MAX_TOKEN_RESPONSE_BYTES + 1, decode_content=True)
-            finally:
-                response.close()
+            body = response.content
         except IntegrationError:
             raise
         except requests.RequestException as exc:

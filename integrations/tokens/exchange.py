@@ -54,5 +54,4 @@ class ExchangeProvider(TokenEndpointProvider):
             headers={"Authorization": f"Bearer {assertion}", "Accept": "application/json"},
             timeout=self.timeout,
             allow_redirects=False,
-            stream=True,
         )
