@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.db import connections
+
 from .conf import app_settings
 from .models import CallSource, Integration
 from .runner import summary
@@ -37,19 +39,36 @@ def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[st
     """
     from .services import run_test_for
 
-    integration = Integration.objects.filter(pk=integration_id).first()
-    if integration is None:
-        return {
-            "slug": None,
-            "ok": False,
-            "status_code": None,
-            "duration_ms": 0,
-            "error": f"integration {integration_id} no longer exists",
-            "url": "",
-            "attempts": 0,
-            "log_id": None,
-        }
-    return summary(run_test_for(integration, source=source))
+    fresh_connections()
+    try:
+        integration = Integration.objects.filter(pk=integration_id).first()
+        if integration is None:
+            return gone(integration_id)
+        return summary(run_test_for(integration, source=source))
+    finally:
+        fresh_connections()
+
+
+def fresh_connections() -> None:
+    """What Django does around each request, for long-lived workers (rq's SimpleWorker
+    runs every job in one process): drop connections that broke or outlived
+    CONN_MAX_AGE. Never one inside a transaction (the immediate backend in a view)."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
+
+def gone(integration_id: int) -> dict[str, Any]:
+    return {
+        "slug": None,
+        "ok": False,
+        "status_code": None,
+        "duration_ms": 0,
+        "error": f"integration {integration_id} no longer exists",
+        "url": "",
+        "attempts": 0,
+        "log_id": None,
+    }
 
 
 def enqueue_tests(
