@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench lint typecheck clean
+.PHONY: demo test test-fast bench lint typecheck clean worker
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
+
+# One RQ worker for background test calls (docs/operations.md); needs RQ_URL.
+worker: $(VENV)/.installed
+	@test -n "$$RQ_URL" || { echo "Set RQ_URL, e.g. RQ_URL=redis://127.0.0.1:6379/0" >&2; exit 2; }
+	$(BIN)/python manage.py rqworker --job-class django_tasks_rq.Job \
+		--worker-class rq.worker.SimpleWorker default
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
