@@ -1,0 +1,300 @@
+"""Service-layer benchmark: what a call through ``integrations.services`` costs.
+
+One loopback API server, in its own process (so its work does not share our GIL),
+answers every client over keep-alive HTTP/1.1 with a small fixed JSON body. Clients
+take turns in rounds so drift hits them alike; each figure is the median of its rounds.
+
+- per call, one thread: a bare ``requests.Session`` with a fixed Authorization header
+  (the floor), ours with a cached RS256 token and ``log_calls=none``, ours with
+  ``log_calls=all`` on SQLite (one CallLog row per call), the seed recipe (a bare
+  session signing a JWT from the PEM on every call), authlib's AssertionSession and
+  google-auth's AuthorizedSession (both with cached tokens from a loopback endpoint);
+- 32 threads sharing one integration for 10,000 calls: throughput, errors, and
+  whether the CallLog holds exactly one row per call.
+
+Targets (issue 4): ≤ 1.05x the bare session with log_calls=none, ≤ 1.25x with
+log_calls=all. Nothing is asserted; the table is printed for reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import jwt
+import requests
+
+ROUNDS = 5
+CALLS_PER_ROUND = 400
+SEED_CALLS_PER_ROUND = 10  # parsing the PEM per call makes the seed recipe ~50x slower
+THREADS = 32
+THREADED_CALLS = 10_000
+
+_OK = b'{"ok": true}'
+_OK_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_OK), _OK)
+)
+_TOKEN = json.dumps(
+    {"access_token": "bench-access-token", "token_type": "Bearer", "expires_in": 3600}
+).encode()
+_TOKEN_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_TOKEN), _TOKEN)
+)
+
+
+class _API(asyncio.Protocol):
+    """Just enough HTTP/1.1: heads, Content-Length bodies, keep-alive, two answers."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            is_token = head.startswith(b"POST /token")
+            self.transport.write(_TOKEN_RESPONSE if is_token else _OK_RESPONSE)
+
+
+def serve(conn: Connection) -> None:
+    """The API server process: reports its port, serves until terminated."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_API, "127.0.0.1", 0, backlog=256)
+        conn.send(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _integration(slug: str, base_url: str, log_calls: str, pem: str) -> None:
+    from integrations.models import Integration
+
+    row = Integration(
+        slug=slug,
+        name=slug,
+        base_url=base_url,
+        auth_type="jwt_bearer",
+        auth_config={
+            "algorithm": "RS256",
+            "claims": {"iss": "bench", "aud": "api"},
+            "lifetime": 3600,
+        },
+        log_calls=log_calls,
+    )
+    row.set_secrets({"key": pem})
+    row.full_clean()
+    row.save()
+
+
+def _tune_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """SQLite as production runs it with concurrent writers: WAL (readers and the writer
+    overlap), synchronous=NORMAL (no fsync per commit; durable at checkpoints), and a
+    busy timeout long enough for 32 threads taking turns to write."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+
+
+def _round(call: Callable[[], requests.Response], calls: int) -> tuple[float, float]:
+    """(wall seconds, client CPU seconds) per call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        if call().status_code != 200:
+            raise RuntimeError("benchmark call did not answer 200")
+    return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
+
+
+def _threaded(slug: str) -> tuple[float, int, int]:
+    """(calls per second, errors, rows written) for THREADED_CALLS over THREADS."""
+    from django.db import connections
+
+    from integrations import services
+    from integrations.models import CallLog
+
+    session = services.get_session(slug)
+    before = CallLog.objects.filter(integration__slug=slug).count()
+    per_thread = THREADED_CALLS // THREADS
+    extra = THREADED_CALLS - per_thread * THREADS
+    errors = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(THREADS + 1)
+
+    def work(calls: int) -> None:
+        nonlocal errors
+        barrier.wait()
+        failed = 0
+        for _ in range(calls):
+            try:
+                if session.get("resource").status_code != 200:
+                    failed += 1
+            except Exception:
+                failed += 1
+        with lock:
+            errors += failed
+        connections.close_all()
+
+    workers = [
+        threading.Thread(target=work, args=(per_thread + (1 if n < extra else 0),))
+        for n in range(THREADS)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    rows = CallLog.objects.filter(integration__slug=slug).count() - before
+    return THREADED_CALLS / elapsed, errors, rows
+
+
+def run() -> None:
+    from authlib.integrations.requests_client import AssertionSession
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.backends.signals import connection_created
+    from google.auth.transport.requests import AuthorizedSession
+    from google.oauth2 import service_account
+
+    from integrations import services
+    from tests.keys import rsa_pem
+
+    call_command("migrate", verbosity=0)
+    if connection.vendor == "sqlite":
+        connection_created.connect(_tune_sqlite)
+        connection.close()
+    pem = rsa_pem()
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,), daemon=True)
+    process.start()
+    try:
+        port = parent.recv()
+        base = f"http://127.0.0.1:{port}"
+        resource = f"{base}/api/resource"
+        suffix = uuid.uuid4().hex[:6]
+        quiet, logged = f"bench-none-{suffix}", f"bench-all-{suffix}"
+        _integration(quiet, f"{base}/api/", "none", pem)
+        _integration(logged, f"{base}/api/", "all", pem)
+
+        bare = requests.Session()
+        bare.headers["Authorization"] = "Bearer " + "x" * 600  # about an RS256 JWT's size
+        # requests' defaults read ~/.netrc and the proxy variables on every call; the
+        # strict floor skips that, as our sessions do.
+        strict = requests.Session()
+        strict.trust_env = False
+        strict.headers["Authorization"] = bare.headers["Authorization"]
+
+        def seed_recipe() -> requests.Response:
+            now = int(time.time())
+            payload = {"iss": "bench", "aud": "api", "iat": now, "exp": now + 300}
+            token = jwt.encode(payload, pem, algorithm="RS256")
+            return bare.get(resource, headers={"Authorization": f"Bearer {token}"})
+
+        authlib = AssertionSession(
+            token_endpoint=f"{base}/token",
+            issuer="bench",
+            subject="bench",
+            audience=f"{base}/token",
+            grant_type=AssertionSession.JWT_BEARER_GRANT_TYPE,
+            key=pem,
+            header={"alg": "RS256"},
+        )
+        google = AuthorizedSession(
+            service_account.Credentials.from_service_account_info(
+                {
+                    "type": "service_account",
+                    "private_key_id": "bench",
+                    "private_key": pem,
+                    "client_email": "bench@bench.iam.gserviceaccount.com",
+                    "token_uri": f"{base}/token",
+                },
+                scopes=["https://www.googleapis.com/auth/cloud-platform"],
+            )
+        )
+        clients: list[tuple[str, Callable[[], requests.Response], int]] = [
+            (
+                "bare requests.Session, fixed header, trust_env=False",
+                lambda: strict.get(resource),
+                CALLS_PER_ROUND,
+            ),
+            (
+                "bare requests.Session, fixed header, defaults",
+                lambda: bare.get(resource),
+                CALLS_PER_ROUND,
+            ),
+            (
+                "ours, cached token, log_calls=none",
+                lambda: services.request(quiet, "GET", "resource"),
+                CALLS_PER_ROUND,
+            ),
+            (
+                f"ours, cached token, log_calls=all ({connection.vendor})",
+                lambda: services.request(logged, "GET", "resource"),
+                CALLS_PER_ROUND,
+            ),
+            ("seed recipe: jwt.encode(payload, pem) per call", seed_recipe, SEED_CALLS_PER_ROUND),
+            ("authlib AssertionSession, cached", lambda: authlib.get(resource), CALLS_PER_ROUND),
+            ("google-auth AuthorizedSession", lambda: google.get(resource), CALLS_PER_ROUND),
+        ]
+        for _, call, _ in clients:  # warm up: connections, tokens, sessions
+            for _ in range(20):
+                call()
+        timings: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in clients}
+        for _ in range(ROUNDS):
+            for name, call, calls in clients:
+                timings[name].append(_round(call, calls))
+        throughput, errors, rows = _threaded(logged)
+    finally:
+        process.terminate()
+        process.join()
+
+    def median(name: str, index: int) -> float:
+        return statistics.median(sample[index] for sample in timings[name])
+
+    floor_wall, floor_cpu = median(clients[0][0], 0), median(clients[0][0], 1)
+    print(
+        f"{ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls (seed recipe: "
+        f"{SEED_CALLS_PER_ROUND}); medians over rounds. Loopback API in its own process, "
+        "keep-alive HTTP/1.1. CPU is this process's CPU time per call: on a shared machine "
+        "it is the steadier measure of what the client adds.\n"
+    )
+    print("| client | wall µs/call | × floor | CPU µs/call | × floor | target |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    targets = {clients[2][0]: "≤ 1.05", clients[3][0]: "≤ 1.25"}
+    for name, _, _ in clients:
+        wall, cpu = median(name, 0), median(name, 1)
+        print(
+            f"| {name} | {wall * 1e6:,.0f} | {wall / floor_wall:.2f} | {cpu * 1e6:,.0f} | "
+            f"{cpu / floor_cpu:.2f} | {targets.get(name, '')} |"
+        )
+    print(
+        f"\n{THREADS} threads sharing one integration (log_calls=all, {connection.vendor}): "
+        f"{THREADED_CALLS:,} calls, {throughput:,.0f} calls/s, {errors} errors, {rows:,} CallLog "
+        f"rows ({'one per call' if rows == THREADED_CALLS else 'MISMATCH'})."
+    )
