@@ -3,7 +3,7 @@
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
-# Two storage keys: tests rotate between them.
+# One storage key; rotation tests add their own with override_settings.
 os.environ.setdefault(
     "INTEGRATIONS_ENCRYPTION_KEYS", "dGVzdC1zdG9yYWdlLWtleS1udW1iZXItb25lLTMyYiE="
 )
