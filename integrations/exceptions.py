@@ -5,7 +5,7 @@ assertion ever reaches ``str(exc)``.
 """
 
 from django.core.exceptions import ImproperlyConfigured
-from requests import HTTPError
+from requests import HTTPError, RequestException, Timeout
 
 
 class IntegrationError(Exception):
@@ -68,9 +68,9 @@ class RequestRefused(IntegrationError, ValueError):
     """A request was refused before it left: bad URL, blocked address, other host."""
 
 
-class ResponseTooLarge(IntegrationError):
-    """The response body exceeded the size cap."""
+class ResponseTooLarge(IntegrationError, RequestException):
+    """The response body exceeded the size cap (also a requests.RequestException)."""
 
 
-class DeadlineExceeded(IntegrationError):
-    """The call ran past its overall deadline."""
+class DeadlineExceeded(IntegrationError, Timeout):
+    """The call ran past its overall deadline (also a requests.Timeout)."""

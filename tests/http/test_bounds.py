@@ -30,6 +30,7 @@ def test_dripping_body_stops_at_the_deadline(make_integration):
         with pytest.raises(DeadlineExceeded) as caught:
             services.request("billing", "GET", "x", deadline=1.0)
     assert isinstance(caught.value, IntegrationError)
+    assert isinstance(caught.value, requests.Timeout)  # callers catching requests' types
     row = CallLog.objects.get()
     assert row.error.startswith("DeadlineExceeded") and not row.ok
     assert row.duration_ms < 1000 + 2 * 400  # stopped by the deadline, not by EOF
@@ -59,8 +60,9 @@ def test_declared_length_over_the_cap_is_refused_unread(server, make_integration
     """SECURITY 17: a Content-Length over the cap aborts before the body is read."""
     server.route("GET", "/api/big", lambda r: Reply(200, b"x" * (10 * 1024 * 1024)))
     make_integration(base_url=f"{server.url}/api/")
-    with pytest.raises(ResponseTooLarge, match="declares 10485760 bytes"):
+    with pytest.raises(ResponseTooLarge, match="declares 10485760 bytes") as caught:
         services.request("billing", "GET", "big")
+    assert isinstance(caught.value, requests.RequestException)
     assert CallLog.objects.get().error.startswith("ResponseTooLarge")
 
 
