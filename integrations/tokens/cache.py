@@ -54,7 +54,17 @@ class TokenCache:
             if token is None or not token.fresh(margin, clock()):
                 token = self._shared(key, obtain, margin)
                 self._local[key] = token
+                self._forget_older_versions(key)
             return token
+
+    def _forget_older_versions(self, key: str) -> None:
+        """Drop tokens and locks of the same integration under older fingerprints: after
+        an edit or a storage-key rotation they are never asked for again."""
+        prefix = key.rsplit(":", 1)[0] + ":"
+        for other in [k for k in list(self._local) if k.startswith(prefix) and k != key]:
+            self._local.pop(other, None)
+            with self._locks_guard:
+                self._locks.pop(other, None)
 
     def invalidate(self, key: str, token: Token | None = None) -> None:
         """Drop ``token`` (or whatever is cached) so the next ``get`` obtains anew.

@@ -178,6 +178,7 @@ def test_an_admin_edit_takes_effect_at_once(server, make_integration, change):
     integration.save()
     services.request("billing", "GET", "x")
     token = server.requests[-1].bearer
+    assert len([key for key in tokens._local if ":billing:" in key]) == 1  # old one dropped
     verify_with = public_pem(rsa_pem() if change == "claims" else new_key)
     _, claims = jose.verify(token, verify_with, "RS256")
     assert claims["iss"] == ("new" if change == "claims" else "old")
