@@ -3,8 +3,9 @@
 ``TokenEndpointProvider`` is the base of the flows that call one (``jwt_grant``,
 ``client_assertion``, ``jwt_exchange`` and their presets): it mints the assertion,
 sends it through the app's session factory (address guard, deadline, size cap) with
-the integration's timeouts and no redirects, and turns the answer into a ``Token``, or a refusal into a
-``TokenEndpointError`` carrying OAuth's ``error`` and ``error_description``.
+the integration's timeouts and no redirects, and turns the answer into a ``Token``, or
+a refusal into a ``TokenEndpointError`` carrying OAuth's ``error`` and
+``error_description``.
 
 Exception messages must not contain sensitive information: the assertion and any
 JWT-shaped text are removed from remote text before it reaches ``str(exc)``.
