@@ -52,6 +52,21 @@ def test_one_clear_line_and_the_documented_exit_code(env, args, code, message):
     assert "Traceback" not in ran.err + ran.out and CANARY not in ran.err + ran.out
 
 
+def test_missing_env_var_for_a_secret_is_one_line(env, tmp_path):
+    """Issue 6: a configuration naming an unset environment variable for a secret fails
+    the import with one line naming it; nothing is written."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        '{"integrations": [{"slug": "other", "name": "Other", '
+        '"base_url": "https://example.com/", "auth": {"type": "jwt_bearer", '
+        '"algorithm": "HS256", "key": {"env": "H5_UNSET_VARIABLE"}}}]}'
+    )
+    ran = manage("integrations_import", str(config), env=env)
+    assert ran.code != 0 and "Traceback" not in ran.err
+    assert "H5_UNSET_VARIABLE is not set" in ran.err.strip().splitlines()[-1]
+    assert manage("integrations_test", "other", env=env).code == 2
+
+
 def test_failed_test_call_exits_1_with_json_on_stdout(env):
     """SPEC: exit 1 when a test call fails, and --json still writes its document."""
     ran = manage("integrations_test", "--all", "--json", env=env)
