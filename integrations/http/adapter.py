@@ -9,19 +9,41 @@ read within the call's deadline and size cap (SECURITY 16-17).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..conf import app_settings
-from ..exceptions import RequestRefused
-from .bounds import Bounds, check_length, read_body
-from .guard import GUARDED_POOL_CLASSES
+from ..exceptions import DeadlineExceeded, RequestRefused
+from .bounds import Bounds, WatchedConnectionMixin, check_length, current, read_body
+from .guard import GuardedConnectionMixin
 
 # Used only when a caller reaches the adapter without any timeout; sessions always
 # pass one.
 DEFAULT_READ_TIMEOUT = 10.0
+
+
+class Connection(GuardedConnectionMixin, WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class TLSConnection(GuardedConnectionMixin, WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class ConnectionPool(HTTPConnectionPool):
+    ConnectionCls = Connection
+
+
+class TLSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = TLSConnection
+
+
+POOL_CLASSES: dict[str, Any] = {"http": ConnectionPool, "https": TLSConnectionPool}
 
 
 class GuardedAdapter(HTTPAdapter):
@@ -37,7 +59,7 @@ class GuardedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = GUARDED_POOL_CLASSES
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         raise RequestRefused("proxies are not supported: they would bypass the address guard")
@@ -59,9 +81,18 @@ class GuardedAdapter(HTTPAdapter):
         if proxies:
             raise RequestRefused("proxies are not supported: they would bypass the address guard")
         bounds = Bounds.start(timeout, default_read=DEFAULT_READ_TIMEOUT)
-        response = super().send(
-            request, stream=True, timeout=bounds.for_attempt(), verify=verify, cert=cert
-        )
+        outer, current.deadline = getattr(current, "deadline", None), bounds.deadline
+        try:
+            response = super().send(
+                request, stream=True, timeout=bounds.for_attempt(), verify=verify, cert=cert
+            )
+        except requests.RequestException:
+            if time.monotonic() >= bounds.deadline:
+                # The watchdog cut the connection: say why, not "connection aborted".
+                raise DeadlineExceeded("the call ran past its deadline") from None
+            raise
+        finally:
+            current.deadline = outer
         max_bytes = app_settings.MAX_RESPONSE_BYTES
         check_length(response, max_bytes)
         if not stream:

@@ -1,14 +1,21 @@
 """Bounds on a call: connect and read timeouts, an overall deadline, a size cap.
 
 requests' read timeout limits each ``recv``, not the call: a server sending one byte
-every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (SECURITY 16). So
-bodies are streamed here, one socket read at a time, with the socket's timeout shrunk to
-what is left of the deadline; decoded bytes are counted against the cap as they come,
-which also stops a gzip bomb early (SECURITY 17).
+every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (SECURITY 16). So:
+
+- while the status line and headers arrive, a watchdog thread (one per process) shuts
+  the socket down if the deadline passes first;
+- bodies are streamed here, one socket read at a time, with the socket's timeout shrunk
+  to what is left of the deadline; decoded bytes are counted against the cap as they
+  come, which also stops a gzip bomb early (SECURITY 17).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +73,79 @@ class Bounds:
         """(connect, read) timeouts for the next socket operation, within the deadline."""
         left = self.remaining()
         return min(self.connect, left), min(self.read, left)
+
+
+class Watchdog:
+    """Shuts down the sockets of calls still waiting for a response at their deadline.
+
+    One daemon thread and a heap of deadlines: watching a call costs a heap push under a
+    lock, not a thread or timer per call. A shut-down socket makes the blocked read
+    return at once, and the adapter reports DeadlineExceeded.
+    """
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._heap: list[tuple[float, int, Any]] = []
+        self._done: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, connection: Any) -> int:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="integrations-deadline-watchdog", daemon=True
+                )
+                self._thread.start()
+            ticket = next(self._ids)
+            heapq.heappush(self._heap, (deadline, ticket, connection))
+            if self._heap[0][1] == ticket:
+                self._wake.notify()
+            return ticket
+
+    def release(self, ticket: int) -> None:
+        """The call got its response; its socket must not be touched any more."""
+        with self._wake:
+            self._done.add(ticket)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0][1] in self._done:
+                    self._done.discard(heapq.heappop(self._heap)[1])
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                _, _, connection = heapq.heappop(self._heap)
+                sock = getattr(connection, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass  # already closed
+
+
+watchdog = Watchdog()
+# The deadline of the call this thread is making, for the connection to watch it by.
+current = threading.local()
+
+
+class WatchedConnectionMixin:
+    """Waits for the response head under the watchdog when the call has a deadline."""
+
+    def getresponse(self) -> Any:
+        deadline: float | None = getattr(current, "deadline", None)
+        if deadline is None:
+            return super().getresponse()  # type: ignore[misc]
+        ticket = watchdog.watch(deadline, self)
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            watchdog.release(ticket)
 
 
 def check_length(response: requests.Response, max_bytes: int) -> None:

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
 
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
@@ -107,25 +104,3 @@ class GuardedConnectionMixin:
             self._dns_host = hostname
         assert error is not None
         raise error
-
-
-class GuardedHTTPConnection(GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class GuardedHTTPSConnection(GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
-
-
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-GUARDED_POOL_CLASSES: dict[str, Any] = {
-    "http": GuardedHTTPConnectionPool,
-    "https": GuardedHTTPSConnectionPool,
-}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 import zlib
 
 import pytest
@@ -124,3 +125,30 @@ def test_caller_streaming_gets_an_unread_body(server, make_integration):
     make_integration(base_url=f"{server.url}/api/")
     response = services.request("billing", "GET", "s", stream=True)
     assert b"".join(response.iter_content(1024)) == b"abc" * 1000
+
+
+def test_dripping_headers_stop_at_the_deadline(make_integration):
+    """SECURITY 16: a server that drips the response head (one header byte every 0.4 s)
+    is cut off at the deadline by the watchdog, not after the whole head."""
+
+    def drip_head(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(100):
+            conn.sendall(b"z")
+            time.sleep(0.4)
+
+    with RawServer(drip_head) as srv:
+        make_integration(base_url=f"{srv.url}/api/", timeout=1)
+        with pytest.raises(DeadlineExceeded):
+            services.request("billing", "GET", "x", deadline=1.0)
+    assert CallLog.objects.get().duration_ms < 1000 + 2 * 400
+
+
+def test_watchdog_leaves_finished_calls_alone(server, make_integration):
+    """A call that got its response in time keeps its pooled connection usable after its
+    deadline has passed (the watchdog only touches calls still waiting)."""
+    server.route("GET", "/api/x", lambda r: Reply(200, {"ok": True}))
+    make_integration(base_url=f"{server.url}/api/")
+    assert services.request("billing", "GET", "x", deadline=0.2).json() == {"ok": True}
+    time.sleep(0.3)
+    assert services.request("billing", "GET", "x").json() == {"ok": True}
