@@ -299,3 +299,34 @@ def test_secrets_never_reach_call_logs_or_errors(server, make_integration):
     assert caught.value.status_code == 403
     dump = json.dumps(list(CallLog.objects.values()), default=str)
     assert "eyJ" not in dump and HMAC_SECRET not in dump
+
+
+def test_client_assertion_with_a_broken_rule_is_refused(server, make_integration):
+    """Negative: a server expecting aud = its tenant URL refuses the default aud (the
+    token URL) with invalid_client; the typed error carries it, not the assertion."""
+    auth = AuthServer(
+        server,
+        verify_key=public_pem(ec_pem()),
+        algorithm="ES256",
+        rules=[expect(aud="https://tenant.example/")],
+    )
+    client_assertion_integration(make_integration, server, auth.url)
+    with pytest.raises(TokenEndpointError, match="aud must be") as caught:
+        services.request("billing", "GET", "resource")
+    assert caught.value.error == "invalid_grant" and "eyJ" not in str(caught.value)
+
+
+def test_jwt_exchange_with_a_broken_rule_is_refused(server, make_integration):
+    """Negative: an exchange endpoint verifying with another secret refuses the JWT; the
+    API is never called."""
+    AuthServer(
+        server,
+        verify_key=(HMAC_SECRET[::-1]).encode(),
+        algorithm="HS256",
+        rules=[],
+        path="/exchange",
+    )
+    exchange_integration(make_integration, server)
+    with pytest.raises(TokenEndpointError, match=r"refused \(HTTP 401\): invalid_grant"):
+        services.request("billing", "GET", "resource")
+    assert not server.calls("GET", "/api/resource")
