@@ -465,3 +465,33 @@ def test_bulk_delete_counts_call_logs(as_user, make_integration):
     assert "1 call logs" in page or "Call logs: 1" in page
     client.post(LIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
     assert not Integration.objects.exists()
+
+
+def test_switching_type_keeps_shared_secrets_and_drops_the_rest(as_user, make_integration):
+    """A secret the new type also has (key) is kept when left blank; one it does not
+    have is dropped, so no orphan secret lingers encrypted in the row."""
+    integration = make_integration()
+    client = as_user("operator")
+    grant = form_data(
+        auth_type="jwt_grant", auth_key="", auth_token_url="https://idp.example.com/token"
+    )
+    for name in ["auth_header_name", "auth_scheme"]:
+        grant.pop(name)
+    assert client.post(change_url(integration), grant).status_code == 302
+    integration.refresh_from_db()
+    assert integration.auth_type == "jwt_grant"
+    assert integration.get_secrets() == {"key": HMAC_SECRET}
+    github = {
+        **{k: v for k, v in grant.items() if not k.startswith("auth_")},
+        "auth_type": "github_app",
+        "shown_type": "github_app",
+        "auth_app_id": "123",
+        "auth_installation_id": "42",
+        "auth_private_key": rsa_pem(),
+        "auth_lifetime": "540",
+    }
+    response = client.post(change_url(integration), github)
+    assert response.status_code == 302, form_errors(response)
+    integration.refresh_from_db()
+    assert integration.get_secrets() == {"private_key": rsa_pem()}
+    assert integration.auth_config == {"app_id": "123", "installation_id": "42", "lifetime": 540}
