@@ -495,3 +495,13 @@ def test_switching_type_keeps_shared_secrets_and_drops_the_rest(as_user, make_in
     integration.refresh_from_db()
     assert integration.get_secrets() == {"private_key": rsa_pem()}
     assert integration.auth_config == {"app_id": "123", "installation_id": "42", "lifetime": 540}
+
+
+@pytest.mark.parametrize("view", ["test", "preview"])
+def test_unknown_integration_is_a_404(as_user, view):
+    """A stale or malformed id in the URL is a 404, not a server error."""
+    client = as_user("operator")
+    for object_id in ["999", "not-a-number"]:
+        url = reverse(f"admin:integrations_integration_{view}", args=[object_id])
+        response = client.post(url) if view == "test" else client.get(url)
+        assert response.status_code == 404
