@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from integrations.models import CallLog, CallSource, Integration
-from integrations.runner import default_parallel, run_tests, summary
+from integrations.runner import DEFAULT_PARALLEL, run_tests, summary
 
 SLOWEST_SHOWN = 3
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             "--parallel",
             type=int,
             metavar="N",
-            help=f"test calls in flight at once (default: up to {default_parallel(10**6)})",
+            help=f"test calls in flight at once (default: up to {DEFAULT_PARALLEL})",
         )
         parser.add_argument(
             "--enqueue",
