@@ -72,3 +72,16 @@ def test_failed_test_call_exits_1_with_json_on_stdout(env):
     ran = manage("integrations_test", "--all", "--json", env=env)
     assert ran.code == 1 and ran.out.lstrip().startswith("[") and '"ok": false' in ran.out
     assert "Traceback" not in ran.err
+
+
+def test_enqueue_with_the_task_engine_down_is_one_line(env):
+    """--enqueue when Redis refuses: exit 1 and one line saying so, no traceback."""
+    rq_env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
+        "TEST_RQ_URL": "redis://127.0.0.1:1/6",
+        "TEST_RQ_QUEUE": "h5-unreachable",
+    }
+    ran = manage("integrations_test", "--all", "--enqueue", env=rq_env)
+    assert ran.code == 1 and "Traceback" not in ran.err
+    assert ran.err.strip().splitlines()[-1].startswith("CommandError: could not enqueue: ")
