@@ -88,14 +88,32 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
         self.fields["auth_type"].choices = auth_type_choices()  # type: ignore[attr-defined]
         self.generated: keygen.KeyPair | None = None
+        self.type_switched = False
         if self.provider is None:
             return
+        if self.is_bound and self.data.get("shown_type") != self.provider.type:
+            self.show_new_type(self.provider)
         self.initial["auth_type"] = self.provider.type
         self.initial["shown_type"] = self.provider.type
         if self.instance.pk and self.instance.auth_type == self.provider.type:
             for name, value in (self.instance.auth_config or {}).items():
                 if name not in self.provider.secret_fields:
                     self.initial[PREFIX + name] = value
+
+    def show_new_type(self, cls: type[TokenProvider]) -> None:
+        """The operator picked another type, whose fields were not on the page: render
+        them with their defaults (and anything submitted under the same name), marked as
+        shown, so the next save validates them."""
+        self.type_switched = True
+        data = self.data.copy()
+        data["shown_type"] = cls.type
+        for name, option in cls.Options.base_fields.items():
+            key = PREFIX + name
+            if key in data or name in cls.secret_fields or option.initial is None:
+                continue
+            initial = option.initial() if callable(option.initial) else option.initial
+            data[key] = str(self.fields[key].prepare_value(initial))
+        self.data = data
 
     def option_names(self) -> list[str]:
         return (
@@ -107,8 +125,10 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         cls = self.provider
         if cls is None:
             return data
-        if data.get("shown_type") != cls.type:
-            # The operator picked another type: its fields were not on the page yet.
+        if self.type_switched:
+            # Not errors yet: the operator has not seen these fields.
+            for name in self.option_names():
+                self._errors.pop(name, None)
             raise ValidationError(
                 f"Auth type is now {cls.label}: fill in its options below and save again."
             )

@@ -221,18 +221,32 @@ def test_secret_typed_with_an_error_elsewhere_is_not_echoed(as_user):
 
 
 def test_changing_the_auth_type_shows_the_new_fields_first(as_user, make_integration):
-    """Without JavaScript: picking another type re-renders with that type's options and
-    saves nothing until they are filled in."""
+    """Without JavaScript: picking another type re-renders with that type's options at
+    their defaults, without errors on fields not yet seen, and saves nothing; filling
+    them in and saving again switches the type."""
     integration = make_integration()
-    response = as_user("operator").post(
+    client = as_user("operator")
+    response = client.post(
         change_url(integration), form_data(auth_type="jwt_grant", shown_type="jwt_bearer")
     )
     assert response.status_code == 200
     html = response.content.decode()
     assert "fill in its options below and save again" in html
     assert 'name="auth_token_url"' in html and 'name="auth_header_name"' not in html
+    form = response.context["adminform"].form
+    assert list(form.errors) == ["__all__"]
+    assert form["shown_type"].value() == "jwt_grant" and form["auth_lifetime"].value() == "300"
     integration.refresh_from_db()
     assert integration.auth_type == "jwt_bearer"
+    again = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    again.update(auth_token_url="https://idp.example.com/token", enabled="on")
+    again.pop("follow_redirects", None)
+    response = client.post(change_url(integration), again)
+    assert response.status_code == 302, form_errors(response)
+    integration.refresh_from_db()
+    assert integration.auth_type == "jwt_grant"
+    assert integration.auth_config["token_url"] == "https://idp.example.com/token"
+    assert integration.get_secrets() == {"key": HMAC_SECRET}
 
 
 def test_unreadable_secrets_ask_to_be_entered_again(as_user, make_integration):
