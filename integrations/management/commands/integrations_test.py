@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from integrations.audit import describe_error
 from integrations.models import CallLog, CallSource, Integration
 from integrations.runner import DEFAULT_PARALLEL, run_tests, summary
 
@@ -102,9 +103,7 @@ class Command(BaseCommand):
             results = enqueue_tests(integrations)
         except Exception as exc:
             # The engine is unreachable or misconfigured (Redis down, queue unknown).
-            raise CommandError(
-                f"could not enqueue: {type(exc).__name__}: {exc}", returncode=1
-            ) from None
+            raise CommandError(f"could not enqueue: {describe_error(exc)}", returncode=1) from None
         pairs = [(i.slug, r) for i, r in zip(integrations, results, strict=True)]
         if as_json:
             self.stdout.write(json.dumps(
