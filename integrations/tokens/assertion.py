@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
@@ -70,6 +71,7 @@ class ClientAssertionProvider(TokenEndpointProvider):
             jti=True,
         )
 
+    @sensitive_variables()
     def form(self, assertion: str) -> dict[str, str]:
         form = {
             **(self.options.get("params") or {}),

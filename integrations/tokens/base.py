@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import app_settings
 from ..exceptions import InvalidConfiguration
@@ -93,6 +94,7 @@ class URLField(forms.CharField):
         return value
 
 
+@sensitive_variables()
 def check_key(
     form: forms.Form, data: dict[str, Any], algorithm: str | None, key_field: str
 ) -> None:
@@ -151,6 +153,7 @@ class JWTOptions(forms.Form):
             raise forms.ValidationError(f"{', '.join(reserved)} are set by the app, not here")
         return claims
 
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("clock_skew") is None:
@@ -181,6 +184,7 @@ class PresetOptions(forms.Form):
     max_lifetime: ClassVar[int]
     cap_from_iat: ClassVar[bool] = False
 
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if self.key_field:
@@ -203,6 +207,7 @@ class TokenProvider:
     # False for flows that need a new token per request (e.g. a claim over the URL).
     cacheable: ClassVar[bool] = True
 
+    @sensitive_variables()
     def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
         self.integration = integration
         self.slug = integration.slug
@@ -215,6 +220,7 @@ class TokenProvider:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.slug!r}>"
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The generic flow's options from this type's own (presets override this)."""
         return options
@@ -244,6 +250,7 @@ class JWTProvider(TokenProvider):
     # How the JWT travels, for previews: "sent as ...".
     delivery: ClassVar[str] = ""
 
+    @sensitive_variables()
     def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
         super().__init__(integration, options)
         self.signer = self.build_signer()
@@ -263,6 +270,7 @@ class JWTProvider(TokenProvider):
             jti=self.always_jti,
         )
 
+    @sensitive_variables()
     def mint(self, request: requests.PreparedRequest | None = None) -> tuple[str, dict[str, Any]]:
         """A signed JWT and its claims; never the same bytes twice in a row."""
         claims = self.claims(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, JWTProvider, OptionsForm, Token
 from .registry import register
@@ -27,6 +28,7 @@ class BearerProvider(JWTProvider):
     Options: ClassVar[OptionsForm] = BearerOptions
     delivery = "sent on every call in header_name with scheme (default Authorization: Bearer)"
 
+    @sensitive_variables()
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
         token, claims = self.mint(request)
         return Token(

@@ -93,6 +93,7 @@ class TokenEndpointProvider(JWTProvider):
     token_field: ClassVar[str] = "access_token"
     expires_field: ClassVar[str] = ""
 
+    @sensitive_variables()
     def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
         super().__init__(integration, options)
         self.endpoint = self.endpoint_url()
@@ -100,6 +101,7 @@ class TokenEndpointProvider(JWTProvider):
     def endpoint_url(self) -> str:
         return str(self.options["token_url"])
 
+    @sensitive_variables()
     def send(self, http: requests.Session, assertion: str) -> requests.Response:
         """Send the assertion to ``self.endpoint``: an OAuth form POST by default."""
         return http.post(
@@ -110,6 +112,7 @@ class TokenEndpointProvider(JWTProvider):
             allow_redirects=False,
         )
 
+    @sensitive_variables()
     def form(self, assertion: str) -> dict[str, str]:
         raise NotImplementedError
 

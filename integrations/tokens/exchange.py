@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
@@ -47,6 +48,7 @@ class ExchangeProvider(TokenEndpointProvider):
     def answer_fields(self) -> tuple[str, str]:
         return self.options.get("token_field") or "token", self.options.get("expires_field") or ""
 
+    @sensitive_variables()
     def send(self, http: requests.Session, assertion: str) -> requests.Response:
         return http.request(
             self.options.get("exchange_method") or "POST",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
@@ -42,6 +43,7 @@ class GrantProvider(TokenEndpointProvider):
         claims.setdefault("aud", self.endpoint_url())
         return claims
 
+    @sensitive_variables()
     def form(self, assertion: str) -> dict[str, str]:
         form = {"grant_type": GRANT_TYPE, "assertion": assertion}
         if self.options.get("scope"):

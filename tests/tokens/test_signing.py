@@ -78,3 +78,30 @@ def test_oversized_token_answer_is_refused(server, make_integration):
     )
     with pytest.raises(TokenError, match="oversized"):
         services.request("billing", "GET", "x")
+
+
+@pytest.mark.django_db
+def test_secrets_are_hidden_from_django_error_reports(make_integration, rf):
+    """SECURITY 26: a failure inside minting or a preset's mapping, rendered by Django's
+    error reporter (DEBUG page, admin e-mails), does not show the key."""
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    from integrations.tokens.presets.github import GitHubAppProvider
+
+    integration = make_integration(
+        auth_type="github_app",
+        auth_config={"app_id": "1", "installation_id": "42"},
+        secrets={"private_key": rsa_pem()},
+    )
+    try:
+        GitHubAppProvider(integration, {"private_key": rsa_pem(), "app_id": "1"})
+    except KeyError:
+        reporter = ExceptionReporter(rf.get("/"), *sys.exc_info())
+        frames = reporter.get_traceback_frames()
+    shown = {frame["function"]: dict(frame["vars"]) for frame in frames}
+    assert shown["map_options"]["options"] == "********************"
+    key_line = rsa_pem().splitlines()[2]
+    app_frames = [frame for frame in frames if "/integrations/" in frame["filename"]]
+    assert app_frames and not any(key_line in str(frame["vars"]) for frame in app_frames)

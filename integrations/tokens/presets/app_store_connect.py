@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, lifetime_field, secret_field
 from ..bearer import BearerProvider
@@ -34,6 +35,7 @@ class AppStoreConnectProvider(BearerProvider):
     Options = AppStoreConnectOptions
     secret_fields = ("private_key",)
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "algorithm": "ES256",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, Token, lifetime_field, secret_field
 from ..bearer import BearerProvider
@@ -70,6 +71,7 @@ class AtlassianConnectProvider(BearerProvider):
     cacheable = False
     delivery = "a new JWT per request (qsh covers it) in Authorization: JWT <token>"
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "algorithm": "HS256",

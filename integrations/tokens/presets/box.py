@@ -75,6 +75,7 @@ class BoxOptions(PresetOptions):
     token_url = URLField(required=False, initial=BOX_AUDIENCE)
     lifetime = lifetime_field(initial=45, cap=60)
 
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         text = data.get("box_config")
@@ -103,6 +104,7 @@ class BoxProvider(GrantProvider):
     secret_fields = ("box_config",)
     always_jti = True
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         config = read_config(options["box_config"])
         self.client = (config["client_id"], config["client_secret"])
@@ -121,6 +123,7 @@ class BoxProvider(GrantProvider):
             "token_url": options.get("token_url") or BOX_AUDIENCE,
         }
 
+    @sensitive_variables()
     def form(self, assertion: str) -> dict[str, str]:
         client_id, client_secret = self.client
         return {**super().form(assertion), "client_id": client_id, "client_secret": client_secret}

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, URLField, lifetime_field, secret_field
 from ..grant import GrantProvider
@@ -43,6 +44,7 @@ class DocuSignProvider(GrantProvider):
     Options = DocuSignOptions
     secret_fields = ("private_key",)
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         host = options["oauth_host"]
         return {

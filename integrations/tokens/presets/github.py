@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, lifetime_field, secret_field
 from ..exchange import ExchangeProvider
@@ -42,6 +43,7 @@ class GitHubAppProvider(ExchangeProvider):
         "the installation token is sent as Bearer"
     )
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
             "algorithm": "RS256",

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ...exceptions import InvalidConfiguration
 from ..base import PresetOptions, lifetime_field, secret_field
@@ -21,6 +22,7 @@ from ..signing import load_signing_key
 KEY_FILE_FIELDS = ("type", "client_email", "private_key", "private_key_id", "token_uri")
 
 
+@sensitive_variables()
 def parse_key_file(text: str) -> dict[str, Any]:
     """The key file's JSON, or ValidationError saying what is missing (never its content)."""
     try:
@@ -69,6 +71,7 @@ class GoogleServiceAccountOptions(PresetOptions):
     )
     lifetime = lifetime_field(initial=3570, cap=3600)
 
+    @sensitive_variables()
     def clean_service_account(self) -> str:
         text = self.cleaned_data.get("service_account") or ""
         if not text:
@@ -90,6 +93,7 @@ class GoogleServiceAccountProvider(GrantProvider):
     Options = GoogleServiceAccountOptions
     secret_fields = ("service_account",)
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         key_file = json.loads(options["service_account"])
         claims = {

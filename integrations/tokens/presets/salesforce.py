@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, URLField, lifetime_field, secret_field
 from ..grant import GrantProvider
@@ -40,6 +41,7 @@ class SalesforceProvider(GrantProvider):
     Options = SalesforceOptions
     secret_fields = ("private_key",)
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         login_url = options["login_url"].rstrip("/")
         return {

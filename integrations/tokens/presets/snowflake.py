@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
 from ..base import PresetOptions, Token, lifetime_field, secret_field
 from ..bearer import BearerProvider
@@ -34,6 +35,7 @@ def qualified_names(account: str, user: str) -> tuple[str, str]:
     return account.split(".")[0].upper(), user.upper()
 
 
+@sensitive_variables()
 def public_key_fingerprint(private_pem: str) -> str:
     """``SHA256:`` + base64 of the SHA-256 of the public key's DER, as Snowflake shows it
     in DESC USER's RSA_PUBLIC_KEY_FP."""
@@ -62,6 +64,7 @@ class SnowflakeProvider(BearerProvider):
     Options = SnowflakeOptions
     secret_fields = ("private_key",)
 
+    @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         account, user = qualified_names(options["account"], options["user"])
         fingerprint = public_key_fingerprint(options["private_key"])
