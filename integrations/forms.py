@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.http import QueryDict
 from django.views.decorators.debug import sensitive_variables
 
 from . import keygen
@@ -105,7 +106,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         them with their defaults (and anything submitted under the same name), marked as
         shown, so the next save validates them."""
         self.type_switched = True
-        data = self.data.copy()
+        data = QueryDict(mutable=True)
+        data.update(self.data)
         data["shown_type"] = cls.type
         for name, option in cls.Options.base_fields.items():
             key = PREFIX + name
@@ -128,7 +130,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         if self.type_switched:
             # Not errors yet: the operator has not seen these fields.
             for name in self.option_names():
-                self._errors.pop(name, None)
+                self.errors.pop(name, None)
             raise ValidationError(
                 f"Auth type is now {cls.label}: fill in its options below and save again."
             )
