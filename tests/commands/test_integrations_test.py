@@ -145,3 +145,24 @@ def test_enqueue_prints_task_ids_and_runs_as_tasks(two):
     plain = run("integrations_test", "up", "--enqueue")
     task_id, slug = plain.out.strip().split("\t")
     assert slug == "up" and task_id
+
+
+def test_an_unexpected_error_fails_one_result_not_the_run(two, monkeypatch):
+    """A bug hit while testing one integration becomes that integration's failed result
+    (logged); the others are still tested and reported."""
+    from integrations import services
+
+    real = services.perform_test
+
+    def flaky(integration, **kwargs):
+        if integration.slug == "down":
+            raise RuntimeError("boom")
+        return real(integration, **kwargs)
+
+    monkeypatch.setattr(services, "perform_test", flaky)
+    ran = run("integrations_test", "--all", "--json", "--parallel", "2")
+    results = {item["slug"]: item for item in json.loads(ran.out)}
+    assert ran.code == 1
+    assert results["up"]["ok"] is True
+    assert results["down"]["error"] == "RuntimeError: boom"
+    assert CallLog.objects.get(integration__slug="down").error == "RuntimeError: boom"
