@@ -60,13 +60,6 @@ class Token:
         return (now if now is not None else time.time()) < self.expires_at - margin
 
 
-class SecretInput(forms.PasswordInput):
-    """Write-only: never renders the stored value (SECURITY 29)."""
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs, render_value=False)
-
-
 def secret_field(label: str, help_text: str = "") -> forms.CharField:
     """A secret option: never rendered back, blank keeps the stored value."""
     return forms.CharField(
@@ -122,9 +115,7 @@ def check_cap(form: forms.Form, lifetime: int | None, cap: int, *, skew: int = 0
 
 
 class JWTOptions(forms.Form):
-    """Options every JWT-minting flow shares. Subclasses add theirs and set the caps."""
-
-    max_lifetime: ClassVar[int | None] = None
+    """Options every JWT-minting flow shares; flows add theirs."""
 
     algorithm = forms.ChoiceField(choices=[(a, a) for a in ALGORITHMS], initial="RS256")
     key = secret_field("Signing key", "PEM private key, or the shared secret for HS256/384/512.")
@@ -159,8 +150,6 @@ class JWTOptions(forms.Form):
         if data.get("clock_skew") is None:
             data["clock_skew"] = 30
         check_key(self, data, data.get("algorithm"), "key")
-        if self.max_lifetime:
-            check_cap(self, data.get("lifetime"), self.max_lifetime)
         return data
 
 
