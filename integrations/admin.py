@@ -130,6 +130,9 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = ["run_test_calls"]
     change_form_template = "admin/integrations/integration/change_form.html"
 
+    class Media:
+        js = ["integrations/auth_type.js"]
+
     # Lists -------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:

@@ -216,7 +216,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         error_dict = getattr(errors, "error_dict", None)
         if error_dict and "auth_config" in error_dict:
             moved = error_dict.pop("auth_config")
-            if not any(self.has_error(name) for name in self.option_names()):
+            checked = self.type_switched or any(self.has_error(n) for n in self.option_names())
+            if not checked:
                 error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
         super()._update_errors(errors)  # type: ignore[misc]
 

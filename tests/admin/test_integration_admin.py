@@ -234,7 +234,7 @@ def test_changing_the_auth_type_shows_the_new_fields_first(as_user, make_integra
     assert "fill in its options below and save again" in html
     assert 'name="auth_token_url"' in html and 'name="auth_header_name"' not in html
     form = response.context["adminform"].form
-    assert list(form.errors) == ["__all__"]
+    assert list(form.errors) == ["__all__"] and len(form.errors["__all__"]) == 1
     assert form["shown_type"].value() == "jwt_grant" and form["auth_lifetime"].value() == "300"
     integration.refresh_from_db()
     assert integration.auth_type == "jwt_bearer"

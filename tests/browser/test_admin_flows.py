@@ -213,3 +213,23 @@ def test_preview_token(admin_page, make_integration):
     assert header == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
     assert claims["aud"] == "billing" and claims["exp"] > claims["iat"]
     assert "UTC (in " in page.inner_text("table.token-times")
+
+
+def test_changing_auth_type_reloads_the_form_with_its_fields(admin_page, make_integration):
+    """With JavaScript, picking another auth type shows that type's fields at once, and
+    nothing is saved until the operator fills them in and saves."""
+    page, shot = admin_page
+    integration = make_integration()
+    page.goto(f"/admin/integrations/integration/{integration.pk}/change/")
+    assert page.locator("#id_auth_header_name").count() == 1
+    with page.expect_navigation():
+        page.select_option("#id_auth_type", "jwt_grant")
+    shot("switched")
+    assert page.locator("#id_auth_token_url").count() == 1
+    assert page.locator("#id_auth_header_name").count() == 0
+    assert "fill in its options below and save again" in page.inner_text("#content-main")
+    page.fill("#id_auth_token_url", "https://idp.example.com/token")
+    save(page)
+    integration.refresh_from_db()
+    assert integration.auth_type == "jwt_grant"
+    assert integration.auth_config["token_url"] == "https://idp.example.com/token"
