@@ -180,8 +180,11 @@ def test_example_view_is_staff_only(client, django_user_model, server, make_inte
     assert client.get("/example/nope/").status_code == 404
 
 
-def test_example_view_reports_failures_as_502(client, django_user_model, make_integration):
+def test_example_view_reports_failures_as_502(
+    client, django_user_model, make_integration, settings
+):
     """project/: a failed call is a 502 with the redacted error, never a traceback."""
+    settings.INTEGRATIONS_RETRY_BACKOFF = 0.001
     make_integration(base_url="http://127.0.0.1:9/api/")
     client.force_login(django_user_model.objects.create_user("op", is_staff=True))
     response = client.get("/example/billing/")
