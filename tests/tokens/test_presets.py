@@ -292,3 +292,62 @@ def test_app_store_connect_rules_are_enforced_on_save(make_integration, config, 
             auth_config={"issuer_id": "i", "key_id": "K1", **config},
             secrets={"private_key": secret()},
         )
+
+
+def self_signed_emulator(server):
+    email = "robot@demo.iam.gserviceaccount.com"
+    return BearerAPI(
+        server,
+        verify_key=public_pem(rsa_pem()),
+        algorithm="RS256",
+        path="/v1/projects/demo/topics",
+        rules=[
+            claims_within(3600, from_iat=True),
+            expect(header_kid="8f2c1d", iss=email, sub=email, aud="https://pubsub.googleapis.com/"),
+        ],
+    )
+
+
+def test_google_self_signed_jwt_goes_straight_to_the_api(server, make_integration):
+    """Google self-signed JWT: iss = sub = client_email, aud = the service URL, kid =
+    private_key_id, ≤ 1 h after iat, sent as Bearer with no token endpoint involved."""
+    api = self_signed_emulator(server)
+    make_integration(
+        base_url=server.url,
+        auth_type="google_self_signed_jwt",
+        auth_config={"audience": "https://pubsub.googleapis.com/"},
+        secrets={"service_account": key_file("https://oauth2.googleapis.com/token")},
+    )
+    assert services.request("billing", "GET", "/v1/projects/demo/topics").status_code == 200
+    assert len(api.accepted) == 1 and len(server.requests) == 1
+
+
+def test_google_self_signed_emulator_refuses_another_audience(server, make_integration):
+    """Negative: aud without the service URL's exact form is refused (401)."""
+    self_signed_emulator(server)
+    email = "robot@demo.iam.gserviceaccount.com"
+    make_integration(
+        base_url=server.url,
+        auth_config={
+            "algorithm": "RS256",
+            "key_id": "8f2c1d",
+            "claims": {"iss": email, "sub": email, "aud": "https://pubsub.googleapis.com"},
+        },
+        secrets={"key": rsa_pem()},
+    )
+    assert services.request("billing", "GET", "/v1/projects/demo/topics").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"audience": "https://pubsub.googleapis.com/", "scopes": SCOPES}],
+    ids=["neither", "both"],
+)
+def test_google_self_signed_needs_audience_or_scopes(make_integration, config):
+    """Exactly one of audience and scopes: Google reads one or the other."""
+    with pytest.raises(ValidationError, match="either an audience or scopes"):
+        make_integration(
+            auth_type="google_self_signed_jwt",
+            auth_config=config,
+            secrets={"service_account": key_file("https://oauth2.googleapis.com/token")},
+        )

@@ -1,8 +1,13 @@
-"""``google_service_account``: a service account's JSON key file (preset of ``jwt_grant``).
+"""Google service accounts from their JSON key file.
 
-Google's rules: RS256, kid = private_key_id, iss = client_email, aud = token_uri, the
-scopes as one space-separated ``scope`` claim, optional sub for domain-wide delegation,
-and exp at most an hour after iat. The grant goes to the key file's ``token_uri``.
+``google_service_account`` (preset of ``jwt_grant``): RS256, kid = private_key_id, iss
+= client_email, aud = token_uri, the scopes as one space-separated ``scope`` claim,
+optional sub for domain-wide delegation, exp at most an hour after iat; the grant goes
+to the key file's ``token_uri``.
+
+``google_self_signed_jwt`` (preset of ``jwt_bearer``): the same key signs a JWT that is
+sent as Bearer directly, iss = sub = client_email with aud = the API's service URL (or
+a ``scope`` claim), exp at most an hour after iat.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from ...exceptions import InvalidConfiguration
 from ..base import PresetOptions, lifetime_field, secret_field
+from ..bearer import BearerProvider
 from ..grant import GrantProvider
 from ..registry import register
 from ..signing import load_signing_key
@@ -56,19 +62,14 @@ def parse_scopes(value: Any) -> list[str]:
     raise forms.ValidationError("scopes must be a list of strings (or one space-separated string)")
 
 
-class GoogleServiceAccountOptions(PresetOptions):
+class KeyFileOptions(PresetOptions):
+    """The key file and Google's hour cap, shared by both ways of using it."""
+
     key_field = ""  # checked inside the key file
     max_lifetime = 3600
     cap_from_iat = True
 
     service_account = secret_field("Service account key file", "The JSON key file, pasted whole.")
-    scopes = forms.JSONField(
-        initial=list,
-        help_text='e.g. ["https://www.googleapis.com/auth/cloud-platform"]',
-    )
-    subject = forms.CharField(
-        required=False, help_text="A user to impersonate (domain-wide delegation)."
-    )
     lifetime = lifetime_field(initial=3570, cap=3600)
 
     @sensitive_variables()
@@ -78,6 +79,18 @@ class GoogleServiceAccountOptions(PresetOptions):
             raise forms.ValidationError("This secret is required.")
         parse_key_file(text)
         return text
+
+
+class GoogleServiceAccountOptions(KeyFileOptions):
+    field_order = ["service_account", "scopes", "subject", "lifetime"]
+
+    scopes = forms.JSONField(
+        initial=list,
+        help_text='e.g. ["https://www.googleapis.com/auth/cloud-platform"]',
+    )
+    subject = forms.CharField(
+        required=False, help_text="A user to impersonate (domain-wide delegation)."
+    )
 
     def clean_scopes(self) -> list[str]:
         scopes = parse_scopes(self.cleaned_data.get("scopes"))
@@ -111,4 +124,56 @@ class GoogleServiceAccountProvider(GrantProvider):
             "lifetime": options["lifetime"],
             "clock_skew": GoogleServiceAccountOptions.clock_skew,
             "token_url": key_file["token_uri"],
+        }
+
+
+class GoogleSelfSignedOptions(KeyFileOptions):
+    field_order = ["service_account", "audience", "scopes", "lifetime"]
+
+    audience = forms.CharField(
+        required=False,
+        help_text="The API's service URL with a trailing slash, e.g. "
+        "https://pubsub.googleapis.com/; or leave empty and give scopes.",
+    )
+    scopes = forms.JSONField(required=False, initial=list)
+
+    @sensitive_variables()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            data["scopes"] = parse_scopes(data.get("scopes") or [])
+        except forms.ValidationError as exc:
+            self.add_error("scopes", exc)
+            return data
+        if bool(data.get("audience")) == bool(data["scopes"]):
+            self.add_error("audience", "give either an audience or scopes, not both or neither")
+        return data
+
+
+@register
+class GoogleSelfSignedProvider(BearerProvider):
+    """Google's self-signed JWT: many Google APIs accept a JWT signed by the service
+    account directly, without the round trip to the token endpoint."""
+
+    type = "google_self_signed_jwt"
+    label = "Google service account, self-signed JWT"
+    Options = GoogleSelfSignedOptions
+    secret_fields = ("service_account",)
+
+    @sensitive_variables()
+    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        key_file = json.loads(options["service_account"])
+        email = key_file["client_email"]
+        claims = {"iss": email, "sub": email}
+        if options.get("audience"):
+            claims["aud"] = options["audience"]
+        else:
+            claims["scope"] = " ".join(options["scopes"])
+        return {
+            "algorithm": "RS256",
+            "key": key_file["private_key"],
+            "key_id": key_file["private_key_id"],
+            "claims": claims,
+            "lifetime": options["lifetime"],
+            "clock_skew": GoogleSelfSignedOptions.clock_skew,
         }
