@@ -107,6 +107,10 @@ class Watchdog:
         """The call got its response; its socket must not be touched any more."""
         with self._wake:
             self._done.add(ticket)
+            # Sequential calls release the earliest deadline: drop it now rather than
+            # letting finished entries pile up until the watchdog next wakes.
+            while self._heap and self._heap[0][1] in self._done:
+                self._done.discard(heapq.heappop(self._heap)[1])
 
     def _run(self) -> None:
         with self._wake:

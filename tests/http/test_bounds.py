@@ -152,3 +152,15 @@ def test_watchdog_leaves_finished_calls_alone(server, make_integration):
     assert services.request("billing", "GET", "x", deadline=0.2).json() == {"ok": True}
     time.sleep(0.3)
     assert services.request("billing", "GET", "x").json() == {"ok": True}
+
+
+def test_finished_calls_leave_nothing_watched(server, make_integration):
+    """The watchdog forgets a call once its response head arrived, so its heap does not
+    grow with the number of calls made."""
+    from integrations.http.bounds import watchdog
+
+    server.route("GET", "/api/x", lambda r: Reply(200, {}))
+    make_integration(base_url=f"{server.url}/api/")
+    for _ in range(50):
+        services.request("billing", "GET", "x")
+    assert len(watchdog._heap) == 0 and len(watchdog._done) == 0
