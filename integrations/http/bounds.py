@@ -86,6 +86,7 @@ class Watchdog:
     def __init__(self) -> None:
         self._wake = threading.Condition()
         self._heap: list[tuple[float, int, Any]] = []
+        self._pending: set[int] = set()
         self._done: set[int] = set()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
@@ -99,6 +100,7 @@ class Watchdog:
                 self._thread.start()
             ticket = next(self._ids)
             heapq.heappush(self._heap, (deadline, ticket, connection))
+            self._pending.add(ticket)
             if self._heap[0][1] == ticket:
                 self._wake.notify()
             return ticket
@@ -106,17 +108,23 @@ class Watchdog:
     def release(self, ticket: int) -> None:
         """The call got its response; its socket must not be touched any more."""
         with self._wake:
+            if ticket not in self._pending:
+                return  # the watchdog already acted on it
             self._done.add(ticket)
             # Sequential calls release the earliest deadline: drop it now rather than
             # letting finished entries pile up until the watchdog next wakes.
-            while self._heap and self._heap[0][1] in self._done:
-                self._done.discard(heapq.heappop(self._heap)[1])
+            self._drop_done()
+
+    def _drop_done(self) -> None:
+        while self._heap and self._heap[0][1] in self._done:
+            ticket = heapq.heappop(self._heap)[1]
+            self._done.discard(ticket)
+            self._pending.discard(ticket)
 
     def _run(self) -> None:
         with self._wake:
             while True:
-                while self._heap and self._heap[0][1] in self._done:
-                    self._done.discard(heapq.heappop(self._heap)[1])
+                self._drop_done()
                 if not self._heap:
                     self._wake.wait()
                     continue
@@ -124,7 +132,8 @@ class Watchdog:
                 if wait > 0:
                     self._wake.wait(wait)
                     continue
-                _, _, connection = heapq.heappop(self._heap)
+                _, ticket, connection = heapq.heappop(self._heap)
+                self._pending.discard(ticket)
                 sock = getattr(connection, "sock", None)
                 if sock is not None:
                     try:

@@ -163,4 +163,4 @@ def test_finished_calls_leave_nothing_watched(server, make_integration):
     make_integration(base_url=f"{server.url}/api/")
     for _ in range(50):
         services.request("billing", "GET", "x")
-    assert len(watchdog._heap) == 0 and len(watchdog._done) == 0
+    assert watchdog._heap == [] and watchdog._pending == set() and watchdog._done == set()
