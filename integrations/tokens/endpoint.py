@@ -85,7 +85,8 @@ def jwt_expiry(token: str) -> float | None:
 
 class TokenEndpointProvider(JWTProvider):
     """Mints an assertion and trades it at an endpoint. Subclasses say where and how
-    (``endpoint``, ``send``) and where the answer keeps the token (``token_field``...)."""
+    (``endpoint_url``, ``send`` or ``form``) and where the answer keeps the token
+    (``answer_fields``)."""
 
     # Named in error messages. Not "token endpoint": the call log's redaction reads
     # "token <word of 8+ characters>" as a credential.
@@ -112,8 +113,8 @@ class TokenEndpointProvider(JWTProvider):
             allow_redirects=False,
         )
 
-    @sensitive_variables()
     def form(self, assertion: str) -> dict[str, str]:
+        """The token request's form fields."""
         raise NotImplementedError
 
     @sensitive_variables("assertion", "payload")
@@ -141,6 +142,7 @@ class TokenEndpointProvider(JWTProvider):
 
     def check_token_type(self, payload: dict[str, Any]) -> None:
         token_type = payload.get("token_type")
+        # N_A: RFC 8693's type for an issued token that is not an OAuth access token.
         if isinstance(token_type, str) and token_type.lower() not in {"bearer", "n_a"}:
             raise TokenError(
                 f"{self.slug}: the {self.endpoint_name} issued a {token_type!r} token; only "
