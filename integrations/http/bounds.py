@@ -90,6 +90,9 @@ class Watchdog:
         self._done: set[int] = set()
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        # The deadline the thread sleeps until: it is woken only for an earlier one,
+        # so steady traffic costs a wake-up per deadline period, not one per call.
+        self._sleeping_until = float("inf")
 
     def watch(self, deadline: float, connection: Any) -> int:
         with self._wake:
@@ -101,7 +104,7 @@ class Watchdog:
             ticket = next(self._ids)
             heapq.heappush(self._heap, (deadline, ticket, connection))
             self._pending.add(ticket)
-            if self._heap[0][1] == ticket:
+            if deadline < self._sleeping_until:
                 self._wake.notify()
             return ticket
 
@@ -126,9 +129,11 @@ class Watchdog:
             while True:
                 self._drop_done()
                 if not self._heap:
+                    self._sleeping_until = float("inf")
                     self._wake.wait()
                     continue
-                wait = self._heap[0][0] - time.monotonic()
+                self._sleeping_until = self._heap[0][0]
+                wait = self._sleeping_until - time.monotonic()
                 if wait > 0:
                     self._wake.wait(wait)
                     continue
@@ -184,9 +189,11 @@ def read_body(response: requests.Response, bounds: Bounds, max_bytes: int) -> No
     try:
         while True:
             left = bounds.remaining()
-            connection = raw.connection
-            if connection is not None and connection.sock is not None:
-                connection.sock.settimeout(min(bounds.read, left))
+            if left < bounds.read:
+                # The socket has the read timeout; shrink it once the deadline is nearer.
+                connection = raw.connection
+                if connection is not None and connection.sock is not None:
+                    connection.sock.settimeout(left)
             chunk = raw.read1(CHUNK, decode_content=True)
             if not chunk:
                 break
