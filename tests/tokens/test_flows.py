@@ -330,3 +330,16 @@ def test_jwt_exchange_with_a_broken_rule_is_refused(server, make_integration):
     with pytest.raises(TokenEndpointError, match=r"refused \(HTTP 401\): invalid_grant"):
         services.request("billing", "GET", "resource")
     assert not server.calls("GET", "/api/resource")
+
+
+def test_token_endpoints_go_through_the_address_guard(server, make_integration, settings):
+    """SECURITY 11: token URLs are called through the session factory, so the address
+    guard refuses a loopback token URL when private networks are not allowed; nothing
+    reaches the token endpoint."""
+    from integrations.exceptions import RequestRefused
+
+    grant_integration(make_integration, server, f"{server.url}/token")
+    settings.INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = False
+    with pytest.raises(RequestRefused):
+        services.request("billing", "GET", "resource")
+    assert not server.calls("POST", "/token")
