@@ -13,8 +13,11 @@ does not break the caller's transaction either.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import re
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from django.db import connections, router, transaction
 
+from .conf import app_settings
 from .http.redaction import MAX_ERROR_CHARS, redact_text, redact_url
 from .models import CallLog, LogCalls
 
@@ -163,14 +167,23 @@ def record_call(
 ) -> CallLog | None:
     """Write the call's row if the integration's ``log_calls`` asks for it.
 
-    Returns the row (unsaved, without a pk, if the write failed) or None when the call
-    is not to be logged.
+    Returns the row (without a pk if the write failed, or while it waits for the
+    background writer) or None when the call is not to be logged. Test calls are always
+    written before this returns.
     """
     if ok is None:
         ok = outcome.response is not None and outcome.response.ok
     if not should_log(integration, ok, is_test):
         return None
     row = build_row(integration, source, outcome, ok=ok, is_test=is_test, error=error)
+    if not is_test and app_settings.LOG_WRITER == "background" and writer.submit(row):
+        return row
+    save_row(row)
+    return row
+
+
+def save_row(row: CallLog) -> None:
+    """Insert ``row`` now; on failure log it and leave ``row.pk`` None."""
     try:
         using = router.db_for_write(CallLog, instance=row)
         if connections[using].in_atomic_block:
@@ -180,8 +193,7 @@ def record_call(
             insert(row, using)
     except Exception:  # whatever went wrong, the caller still gets its response
         row.pk = None
-        logger.exception("could not write the call log row for %s", integration.slug)
-    return row
+        logger.exception("could not write the call log row for %s", row.integration.slug)
 
 
 _INSERT_FIELDS = [field for field in CallLog._meta.local_concrete_fields if not field.primary_key]
@@ -240,3 +252,89 @@ def insert(row: CallLog, using: str) -> None:
             )
     row._state.adding = False
     row._state.db = using
+
+
+class BackgroundWriter:
+    """Writes queued rows in batches from one thread (``INTEGRATIONS_LOG_WRITER =
+    "background"``): a call pays for a queue put, and the database for one transaction
+    per batch instead of one per row.
+
+    The queue is bounded: when it is full (the database cannot keep up) the caller writes
+    its own row, which slows calls down instead of losing rows. Queued rows are written
+    at interpreter exit; a killed process loses them.
+    """
+
+    MAX_QUEUED = 10_000
+    MAX_BATCH = 500
+    # After the first row of a batch, wait this long for more: a batch per row would
+    # cost a thread switch and a commit per call, which is what this writer saves.
+    LINGER = 0.01
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[CallLog | threading.Event] = queue.Queue(self.MAX_QUEUED)
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, row: CallLog) -> bool:
+        """Queue ``row``; False when the queue is full and the caller must write it."""
+        if self._thread is None:
+            self._started()
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            return False
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row queued so far is written; False on timeout. The writer
+        then closes its database connection (a test database can then be dropped)."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def _started(self) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="integrations-call-log-writer", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.flush, 5.0)
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            if not isinstance(items[0], threading.Event):
+                time.sleep(self.LINGER)
+            while len(items) < self.MAX_BATCH:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [item for item in items if isinstance(item, CallLog)]
+            if rows:
+                self._write(rows)
+            flushes = [item for item in items if isinstance(item, threading.Event)]
+            if flushes:
+                connections.close_all()
+            for event in flushes:
+                event.set()
+
+    def _write(self, rows: list[CallLog]) -> None:
+        using = router.db_for_write(CallLog)
+        try:
+            with transaction.atomic(using=using):
+                for row in rows:
+                    insert(row, using)
+        except Exception:
+            # One bad row (say, of an integration deleted meanwhile) must not cost the
+            # others theirs: write them one by one, each failure logged on its own.
+            connections[using].close_if_unusable_or_obsolete()
+            for row in rows:
+                row.pk = None
+                save_row(row)
+
+
+writer = BackgroundWriter()

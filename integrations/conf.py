@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a process reuses an integration's session before checking the row for
     # changes made by other processes (changes made in-process apply at once).
     "SESSION_RECHECK": 1.0,
+    # "sync": each call writes its CallLog row before returning. "background": rows are
+    # queued and written in batches by one thread (cheaper per call; rows appear a few
+    # milliseconds later and queued rows are lost if the process is killed).
+    "LOG_WRITER": "sync",
     "POOL_MAXSIZE": 32,
     "LOG_RETENTION_DAYS": 30,
     "USER_AGENT": "django-integrations/0.1",

@@ -189,3 +189,41 @@ def test_example_view_reports_failures_as_502(
     client.force_login(django_user_model.objects.create_user("op", is_staff=True))
     response = client.get("/example/billing/")
     assert response.status_code == 502 and response.json()["error"].startswith("ConnectionError")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_log_writer_writes_every_row(server, make_integration, settings):
+    """LOG_WRITER=background: calls only queue their rows; one thread writes them in
+    batches, and flush() waits until all are in. Test calls stay synchronous."""
+    from integrations.audit import writer
+
+    settings.INTEGRATIONS_LOG_WRITER = "background"
+    server.route("GET", "/api/x", lambda r: Reply(200, {}))
+    make_integration(base_url=f"{server.url}/api/", test_request={"path": "x"})
+    for _ in range(25):
+        services.request("billing", "GET", "x")
+    assert services.run_test("billing").pk is not None
+    assert writer.flush(timeout=10)
+    assert CallLog.objects.filter(is_test=False, ok=True).count() == 25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_writer_keeps_good_rows_of_a_failed_batch(make_integration, caplog):
+    """A batch with a row that cannot be written still writes the others."""
+    from integrations.audit import BackgroundWriter, build_row
+    from integrations.http.session import Outcome
+
+    writer = BackgroundWriter()
+    good = make_integration()
+    gone = make_integration("gone")
+    rows = [
+        build_row(good, "api", Outcome("GET", "http://127.0.0.1:9/a", time.perf_counter())),
+        build_row(gone, "api", Outcome("GET", "http://127.0.0.1:9/b", time.perf_counter())),
+    ]
+    Integration.objects.filter(slug="gone").delete()
+    with caplog.at_level(logging.ERROR, logger="integrations.audit"):
+        for row in rows:
+            assert writer.submit(row)
+        assert writer.flush(timeout=10)
+    assert list(CallLog.objects.values_list("url", flat=True)) == ["http://127.0.0.1:9/a"]
+    assert "could not write the call log row for gone" in caplog.text

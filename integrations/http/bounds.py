@@ -84,7 +84,7 @@ class Watchdog:
     """
 
     def __init__(self) -> None:
-        self._wake = threading.Condition()
+        self._wake = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Any]] = []
         self._pending: set[int] = set()
         self._done: set[int] = set()
