@@ -10,9 +10,13 @@ from joserfc import jws
 from joserfc.jwk import import_key
 
 
-def verify(token: str, key_pem_or_secret: str | bytes, algorithm: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify(
+    token: str, key_pem_or_secret: str | bytes, algorithm: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the signature with the public (or shared) key and return header and claims."""
-    raw = key_pem_or_secret if isinstance(key_pem_or_secret, bytes) else key_pem_or_secret.encode()
+    raw = key_pem_or_secret
+    if isinstance(raw, str):
+        raw = raw.encode()
     key_type = {"HS": "oct", "RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}[algorithm[:2]]
     key = import_key(raw, key_type)
     registry = jws.JWSRegistry(algorithms=[algorithm])

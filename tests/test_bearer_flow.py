@@ -24,7 +24,12 @@ def test_every_algorithm_verifies_with_joserfc(server, make_integration, algorit
     server.route("GET", "/api/health", lambda r: Reply(200, {"ok": True}))
     make_integration(
         base_url=f"{server.url}/api/",
-        auth_config={"algorithm": algorithm, "key_id": "k1", "claims": {"iss": "shop", "aud": "billing"}, "lifetime": 120},
+        auth_config={
+            "algorithm": algorithm,
+            "key_id": "k1",
+            "claims": {"iss": "shop", "aud": "billing"},
+            "lifetime": 120,
+        },
         secrets={"key": key_for(algorithm)},
     )
     response = services.request("billing", "GET", "/health")
