@@ -153,7 +153,11 @@ current = threading.local()
 
 
 class WatchedConnectionMixin:
-    """Waits for the response head under the watchdog when the call has a deadline."""
+    """Waits for the response head under the watchdog when the call has a deadline.
+
+    Connecting needs no watch: its timeout is already capped by the deadline, and for
+    TLS CPython applies a socket's timeout to the whole handshake, not to each read.
+    """
 
     def getresponse(self) -> Any:
         deadline: float | None = getattr(current, "deadline", None)

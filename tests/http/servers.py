@@ -14,8 +14,9 @@ class RawServer:
     """Accepts connections and runs ``script(conn)`` on each after reading the request
     head; the script writes whatever bytes it likes."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *, read_head: bool = True) -> None:
         self.script = script
+        self.read_head = read_head
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.05)
         self.stopping = threading.Event()
@@ -38,7 +39,7 @@ class RawServer:
     def _handle(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
-            head = b""
+            head = b"" if self.read_head else b"\r\n\r\n"
             while b"\r\n\r\n" not in head:
                 data = conn.recv(4096)
                 if not data:

@@ -164,3 +164,19 @@ def test_finished_calls_leave_nothing_watched(server, make_integration):
     for _ in range(50):
         services.request("billing", "GET", "x")
     assert watchdog._heap == [] and watchdog._pending == set() and watchdog._done == set()
+
+
+def test_dripping_tls_handshake_stops_at_the_deadline(make_integration):
+    """SECURITY 16: a server that drips its TLS handshake (a record header promising 16 KB,
+    then a byte every 0.4 s) is cut off at the deadline too."""
+
+    def drip_handshake(conn):
+        conn.sendall(b"\x16\x03\x03\x40\x00")
+        for _ in range(100):
+            conn.sendall(b"\x00")
+            time.sleep(0.4)
+
+    with RawServer(drip_handshake, read_head=False) as srv:
+        make_integration(base_url=srv.url.replace("http://", "https://") + "/api/", timeout=1)
+        with pytest.raises(DeadlineExceeded):
+            services.request("billing", "GET", "x", deadline=1.0)
