@@ -26,6 +26,7 @@ from urllib.request import Request
 
 import requests
 from django.views.decorators.debug import sensitive_variables
+from requests.structures import CaseInsensitiveDict
 
 from ..conf import app_settings
 from ..exceptions import RequestRefused
@@ -199,7 +200,7 @@ class IntegrationSession(GuardedSession):
             )
             policy = self.retry
             if policy.needs_key(method):
-                headers = dict(kwargs.get("headers") or {})
+                headers = CaseInsensitiveDict(kwargs.get("headers") or {})
                 headers.setdefault(policy.idempotency_header, str(uuid.uuid4()))
                 kwargs["headers"] = headers
             retryable = policy.allows(method)

@@ -119,11 +119,12 @@ def test_post_with_idempotency_header_is_retried_with_one_key(server, make_integ
 
 
 def test_callers_own_idempotency_key_is_kept(server, make_integration, waits):
-    """A key the caller supplies is reused as is."""
+    """A key the caller supplies (header name in any case) is reused as is."""
     server.route("POST", "/api/orders", sequence(Reply(503, b""), Reply(200, {})))
     make_integration(base_url=f"{server.url}/api/", idempotency_header="Idempotency-Key")
-    services.request("billing", "POST", "orders", headers={"Idempotency-Key": "mine"})
-    assert [r.headers["Idempotency-Key"] for r in server.requests] == ["mine", "mine"]
+    services.request("billing", "POST", "orders", headers={"idempotency-key": "mine"})
+    sent = [{k.lower(): v for k, v in r.headers.items()} for r in server.requests]
+    assert [h["idempotency-key"] for h in sent] == ["mine", "mine"]
 
 
 def test_connection_refused_is_retried_then_raised(make_integration, waits, settings):
