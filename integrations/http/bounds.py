@@ -191,6 +191,18 @@ def read_body(response: requests.Response, bounds: Bounds, max_bytes: int) -> No
     chunks: list[bytes] = []
     size = 0
     try:
+        if not response.headers.get("Content-Encoding"):
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit():
+                # Plain body of a known size (at most the cap: check_length ran): one
+                # read, under the watchdog so a dripping server cannot stretch it.
+                ticket = watchdog.watch(bounds.deadline, raw.connection)
+                try:
+                    response._content = raw.read(decode_content=False)
+                finally:
+                    watchdog.release(ticket)
+                response._content_consumed = True  # type: ignore[attr-defined]
+                return
         while True:
             left = bounds.remaining()
             if left < bounds.read:
@@ -214,6 +226,7 @@ def read_body(response: requests.Response, bounds: Bounds, max_bytes: int) -> No
         raise ReadTimeout(f"read timed out (read timeout={bounds.read})") from None
     except ProtocolError as exc:
         response.close()
+        bounds.remaining()  # the watchdog cut it: DeadlineExceeded, not a broken body
         raise ChunkedEncodingError(str(exc)) from None
     except DecodeError as exc:
         response.close()

@@ -180,3 +180,16 @@ def test_dripping_tls_handshake_stops_at_the_deadline(make_integration):
         make_integration(base_url=srv.url.replace("http://", "https://") + "/api/", timeout=1)
         with pytest.raises(DeadlineExceeded):
             services.request("billing", "GET", "x", deadline=1.0)
+
+
+def test_head_and_empty_bodies_leave_the_connection_reusable(server, make_integration):
+    """Bodyless answers (HEAD, 204) are read as empty and the pooled connection is reused
+    for the next call."""
+    server.route("HEAD", "/api/x", lambda r: Reply(200, b"", {"Content-Length": "123"}))
+    server.route("DELETE", "/api/x", lambda r: Reply(204, b""))
+    server.route("GET", "/api/x", lambda r: Reply(200, {"ok": True}))
+    make_integration(base_url=f"{server.url}/api/")
+    session = services.get_session("billing")
+    assert session.head("x").content == b""
+    assert session.delete("x").status_code == 204
+    assert session.get("x").json() == {"ok": True}
