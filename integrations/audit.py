@@ -202,56 +202,71 @@ _INSERT_FIELDS = [field for field in CallLog._meta.local_concrete_fields if not 
 _PLAIN_TYPES = {"CharField", "TextField", "BooleanField", "PositiveIntegerField",
                 "PositiveSmallIntegerField", "ForeignKey"}
 _PLAIN = [field.get_internal_type() in _PLAIN_TYPES for field in _INSERT_FIELDS]
-_insert_sql: dict[tuple[str, str], tuple[str, bool]] = {}
+_FAST_VENDORS = {"sqlite", "postgresql", "mysql"}
+_insert_sql: dict[tuple[str, str], str] = {}
 
 
 def _column(field: Any) -> str:
     return str(field.column)
 
 
+def _sql(connection: Any, using: str) -> str:
+    """The INSERT for one row, built once per database: ``Model.save()`` compiles the
+    statement anew every time, which made it most of a logged call's overhead."""
+    key = (using, connection.vendor)
+    if key not in _insert_sql:
+        quote = connection.ops.quote_name
+        # Only the model's own table and column names go in, quoted; values are params.
+        _insert_sql[key] = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+            quote(CallLog._meta.db_table),
+            ", ".join(quote(_column(field)) for field in _INSERT_FIELDS),
+            ", ".join(["%s"] * len(_INSERT_FIELDS)),
+        )
+    return _insert_sql[key]
+
+
+def _params(row: CallLog, connection: Any) -> list[Any]:
+    return [
+        getattr(row, field.attname)
+        if plain
+        else field.get_db_prep_save(field.pre_save(row, True), connection)
+        for field, plain in zip(_INSERT_FIELDS, _PLAIN, strict=True)
+    ]
+
+
 def insert(row: CallLog, using: str) -> None:
-    """INSERT one row with SQL built once per database: ``Model.save()`` compiles the
-    statement anew every time, which made it most of a logged call's overhead.
+    """INSERT one row and set its pk.
 
     Nothing listens to CallLog's save signals, so none are sent. Databases other than
     SQLite, PostgreSQL and MySQL go through ``save()``.
     """
     connection = connections[using]
     vendor = connection.vendor
-    if vendor not in {"sqlite", "postgresql", "mysql"}:
+    if vendor not in _FAST_VENDORS:
         row.save(using=using, force_insert=True)
         return
-    key = (using, vendor)
-    if key not in _insert_sql:
-        quote = connection.ops.quote_name
-        # PostgreSQL has no lastrowid; the others have it, and it is cheaper there.
-        returning = vendor == "postgresql"
-        # Only the model's own table and column names go in, quoted; values are params.
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-            quote(CallLog._meta.db_table),
-            ", ".join(quote(_column(field)) for field in _INSERT_FIELDS),
-            ", ".join(["%s"] * len(_INSERT_FIELDS)),
-        )
-        if returning:
-            sql += f" RETURNING {quote(_column(CallLog._meta.pk))}"
-        _insert_sql[key] = (sql, returning)
-    sql, returning = _insert_sql[key]
-    params = [
-        getattr(row, field.attname)
-        if plain
-        else field.get_db_prep_save(field.pre_save(row, True), connection)
-        for field, plain in zip(_INSERT_FIELDS, _PLAIN, strict=True)
-    ]
+    sql = _sql(connection, using)
+    pk_column = _column(CallLog._meta.pk)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if returning:
+        if vendor == "postgresql":  # no lastrowid there
+            returning = f" RETURNING {connection.ops.quote_name(pk_column)}"
+            cursor.execute(sql + returning, _params(row, connection))
             row.pk = cursor.fetchone()[0]
         else:
-            row.pk = connection.ops.last_insert_id(
-                cursor, CallLog._meta.db_table, _column(CallLog._meta.pk)
-            )
+            cursor.execute(sql, _params(row, connection))
+            row.pk = connection.ops.last_insert_id(cursor, CallLog._meta.db_table, pk_column)
     row._state.adding = False
     row._state.db = using
+
+
+def insert_many(rows: list[CallLog], using: str) -> None:
+    """INSERT rows in one statement execution per batch; their pks are not fetched."""
+    connection = connections[using]
+    if connection.vendor not in _FAST_VENDORS:
+        CallLog.objects.using(using).bulk_create(rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(_sql(connection, using), [_params(row, connection) for row in rows])
 
 
 class BackgroundWriter:
@@ -326,8 +341,7 @@ class BackgroundWriter:
         using = router.db_for_write(CallLog)
         try:
             with transaction.atomic(using=using):
-                for row in rows:
-                    insert(row, using)
+                insert_many(rows, using)
         except Exception:
             # One bad row (say, of an integration deleted meanwhile) must not cost the
             # others theirs: write them one by one, each failure logged on its own.
