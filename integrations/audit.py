@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import re
 import threading
@@ -286,6 +287,12 @@ class BackgroundWriter:
     LINGER = 0.01
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child has none of the parent's threads: start afresh there (rows
+        # still queued in the parent are the parent's to write).
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._queue: queue.Queue[CallLog | threading.Event] = queue.Queue(self.MAX_QUEUED)
         self._start = threading.Lock()
         self._thread: threading.Thread | None = None

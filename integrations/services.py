@@ -10,6 +10,7 @@ session was built from. Calls in between cost no query.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ class _Built:
 
 _sessions: dict[tuple[str, str], _Built] = {}
 _sessions_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not share the parent's pooled sockets, nor inherit a lock
+    some parent thread held at the fork."""
+    global _sessions_lock
+    _sessions_lock = threading.Lock()
+    _sessions.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def forget_sessions(slug: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import socket
 import threading
 import time
@@ -84,6 +85,11 @@ class Watchdog:
     """
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child has none of the parent's threads: start afresh there.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._wake = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Any]] = []
         self._pending: set[int] = set()

@@ -215,3 +215,27 @@ def test_sessions_are_reused(make_integration, server):
     """One session per integration and process: pooled connections, cached provider."""
     make_integration(base_url=f"{server.url}/api/")
     assert services.get_session("billing") is services.get_session("billing")
+
+
+def test_a_forked_child_starts_with_fresh_sessions_and_threads(server, make_integration):
+    """A worker forked after calls were made (gunicorn --preload) shares no pooled socket
+    with its parent and starts its own watchdog and log-writer threads."""
+    import os
+    import warnings
+
+    from integrations.audit import writer
+    from integrations.http.bounds import watchdog
+
+    server.route("GET", "/api/x", lambda r: Reply(200, {}))
+    make_integration(base_url=f"{server.url}/api/")
+    services.request("billing", "GET", "x")
+    writer._started()  # as the first queued row would
+    assert services._sessions and watchdog._thread is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        pid = os.fork()
+    if pid == 0:
+        fresh = not services._sessions and watchdog._thread is None and writer._thread is None
+        os._exit(0 if fresh else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
