@@ -164,3 +164,5 @@ def test_redact_url_keeps_names_not_values():
         redact_url("https://u:p@API.example:8443/v1/items?id=7&token=s#frag")
         == "https://api.example:8443/v1/items?id=…&token=…"
     )
+    assert redact_url("http://[::1/x?k=secret") == "[malformed URL]"
+    assert redact_url("http://h:99999/x") == "[malformed URL]"

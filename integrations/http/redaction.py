@@ -43,12 +43,16 @@ def redact_text(text: str, *, limit: int | None = MAX_ERROR_CHARS) -> str:
 
 def redact_url(url: str) -> str:
     """Scheme, host, port and path; userinfo and fragment dropped, query values masked."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # e.g. an unclosed "[" or a port out of range
+        return "[malformed URL]"
     if ":" in host:
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
