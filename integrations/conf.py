@@ -37,20 +37,21 @@ DEFAULTS: dict[str, Any] = {
 
 
 class IntegrationSettings:
-    """``INTEGRATIONS_<NAME>`` Django settings with DEFAULTS, cached until they change."""
+    """``INTEGRATIONS_<NAME>`` Django settings with DEFAULTS, cached until they change.
 
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
+    A value read once is kept as an instance attribute, so later reads (several per
+    outbound call) are plain attribute lookups that never reach ``__getattr__``.
+    """
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Invalid integrations setting: {name!r}")
-        if name not in self._cache:
-            self._cache[name] = getattr(django_settings, f"INTEGRATIONS_{name}", DEFAULTS[name])
-        return self._cache[name]
+        value = getattr(django_settings, f"INTEGRATIONS_{name}", DEFAULTS[name])
+        setattr(self, name, value)
+        return value
 
     def reload(self) -> None:
-        self._cache.clear()
+        self.__dict__.clear()
 
 
 app_settings = IntegrationSettings()

@@ -19,7 +19,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..conf import app_settings
 from ..exceptions import DeadlineExceeded, RequestRefused
-from .bounds import Bounds, WatchedConnectionMixin, check_length, current, read_body
+from .bounds import Bounds, WatchedConnectionMixin, check_length, current, read_body, watchdog
 from .guard import GuardedConnectionMixin
 
 # Used only when a caller reaches the adapter without any timeout; sessions always
@@ -81,20 +81,24 @@ class GuardedAdapter(HTTPAdapter):
         if proxies:
             raise RequestRefused("proxies are not supported: they would bypass the address guard")
         bounds = Bounds.start(timeout, default_read=DEFAULT_READ_TIMEOUT)
-        outer, current.deadline = getattr(current, "deadline", None), bounds.deadline
+        outer = getattr(current, "deadline", None), getattr(current, "ticket", None)
+        current.deadline, current.ticket = bounds.deadline, None
         try:
-            response = super().send(
-                request, stream=True, timeout=bounds.for_attempt(), verify=verify, cert=cert
-            )
-        except requests.RequestException:
-            if time.monotonic() >= bounds.deadline:
-                # The watchdog cut the connection: say why, not "connection aborted".
-                raise DeadlineExceeded("the call ran past its deadline") from None
-            raise
+            try:
+                response = super().send(
+                    request, stream=True, timeout=bounds.for_attempt(), verify=verify, cert=cert
+                )
+            except requests.RequestException:
+                if time.monotonic() >= bounds.deadline:
+                    # The watchdog cut the connection: say why, not "connection aborted".
+                    raise DeadlineExceeded("the call ran past its deadline") from None
+                raise
+            max_bytes = app_settings.MAX_RESPONSE_BYTES
+            check_length(response, max_bytes)
+            if not stream:
+                read_body(response, bounds, max_bytes)
         finally:
-            current.deadline = outer
-        max_bytes = app_settings.MAX_RESPONSE_BYTES
-        check_length(response, max_bytes)
-        if not stream:
-            read_body(response, bounds, max_bytes)
+            if current.ticket is not None:
+                watchdog.release(current.ticket)
+            current.deadline, current.ticket = outer
         return response

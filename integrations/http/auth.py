@@ -26,7 +26,8 @@ class TokenAuth(AuthBase):
         token = self.token_for(request)
         self.provider.authorize(request, token)
         setattr(request, TOKEN_ATTR, token)
-        request.register_hook("response", self.retry_on_401)
+        # What register_hook does, minus its per-call isinstance check of the hook.
+        request.hooks["response"].append(self.retry_on_401)
         return request
 
     def token_for(self, request: requests.PreparedRequest) -> Token:
@@ -58,5 +59,6 @@ class TokenAuth(AuthBase):
         new_response: requests.Response = connection.send(retry, **kwargs)
         new_response.history.append(response)
         new_response.request = retry
-        setattr(new_response, "_integrations_attempts", 2)
+        # setattr: Response declares no such attribute (mypy).
+        setattr(new_response, "_integrations_attempts", 2)  # noqa: B010
         return new_response

@@ -3,8 +3,8 @@
 requests' read timeout limits each ``recv``, not the call: a server sending one byte
 every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (SECURITY 16). So:
 
-- while the status line and headers arrive, a watchdog thread (one per process) shuts
-  the socket down if the deadline passes first;
+- from the wait for the response head until the body is read, a watchdog thread (one
+  per process) shuts the socket down if the deadline passes first;
 - bodies are streamed here, one socket read at a time, with the socket's timeout shrunk
   to what is left of the deadline; decoded bytes are counted against the cap as they
   come, which also stops a gzip bomb early (SECURITY 17).
@@ -77,11 +77,11 @@ class Bounds:
 
 
 class Watchdog:
-    """Shuts down the sockets of calls still waiting for a response at their deadline.
+    """Shuts down the sockets of calls still running at their deadline.
 
     One daemon thread and a heap of deadlines: watching a call costs a heap push under a
-    lock, not a thread or timer per call. A shut-down socket makes the blocked read
-    return at once, and the adapter reports DeadlineExceeded.
+    plain lock, not a thread or timer per call. A shut-down socket makes the blocked
+    read return at once, and the adapter reports DeadlineExceeded.
     """
 
     def __init__(self) -> None:
@@ -90,10 +90,10 @@ class Watchdog:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._wake = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Any]] = []
-        self._pending: set[int] = set()
-        self._done: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int]] = []
+        self._watched: dict[int, Any] = {}  # ticket -> connection, until released
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         # The deadline the thread sleeps until: it is woken only for an earlier one,
@@ -101,39 +101,37 @@ class Watchdog:
         self._sleeping_until = float("inf")
 
     def watch(self, deadline: float, connection: Any) -> int:
-        with self._wake:
+        with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="integrations-deadline-watchdog", daemon=True
                 )
                 self._thread.start()
             ticket = next(self._ids)
-            heapq.heappush(self._heap, (deadline, ticket, connection))
-            self._pending.add(ticket)
+            heapq.heappush(self._heap, (deadline, ticket))
+            self._watched[ticket] = connection
             if deadline < self._sleeping_until:
                 self._wake.notify()
             return ticket
 
     def release(self, ticket: int) -> None:
-        """The call got its response; its socket must not be touched any more."""
-        with self._wake:
-            if ticket not in self._pending:
-                return  # the watchdog already acted on it
-            self._done.add(ticket)
-            # Sequential calls release the earliest deadline: drop it now rather than
-            # letting finished entries pile up until the watchdog next wakes.
-            self._drop_done()
+        """The call is over; its socket must not be touched any more."""
+        with self._lock:
+            # Gone already if the watchdog acted on it.
+            if self._watched.pop(ticket, None) is not None:
+                # Sequential calls release the earliest deadline: drop it now rather
+                # than letting finished entries pile up until the watchdog next wakes.
+                self._drop_released()
 
-    def _drop_done(self) -> None:
-        while self._heap and self._heap[0][1] in self._done:
-            ticket = heapq.heappop(self._heap)[1]
-            self._done.discard(ticket)
-            self._pending.discard(ticket)
+    def _drop_released(self) -> None:
+        heap, watched = self._heap, self._watched
+        while heap and heap[0][1] not in watched:
+            heapq.heappop(heap)
 
     def _run(self) -> None:
-        with self._wake:
+        with self._lock:
             while True:
-                self._drop_done()
+                self._drop_released()
                 if not self._heap:
                     self._sleeping_until = float("inf")
                     self._wake.wait()
@@ -143,9 +141,8 @@ class Watchdog:
                 if wait > 0:
                     self._wake.wait(wait)
                     continue
-                _, ticket, connection = heapq.heappop(self._heap)
-                self._pending.discard(ticket)
-                sock = getattr(connection, "sock", None)
+                _, ticket = heapq.heappop(self._heap)
+                sock = getattr(self._watched.pop(ticket), "sock", None)
                 if sock is not None:
                     try:
                         sock.shutdown(socket.SHUT_RDWR)
@@ -154,12 +151,14 @@ class Watchdog:
 
 
 watchdog = Watchdog()
-# The deadline of the call this thread is making, for the connection to watch it by.
+# The call this thread is making: its deadline, for the connection to be watched by,
+# and the watch ticket, for the adapter to release once the body is read.
 current = threading.local()
 
 
 class WatchedConnectionMixin:
-    """Waits for the response head under the watchdog when the call has a deadline.
+    """Puts the connection under the watchdog from the wait for the response head until
+    the adapter has read the body (``current.ticket``), when the call has a deadline.
 
     Connecting needs no watch: its timeout is already capped by the deadline, and for
     TLS CPython applies a socket's timeout to the whole handshake, not to each read.
@@ -171,9 +170,12 @@ class WatchedConnectionMixin:
             return super().getresponse()  # type: ignore[misc]
         ticket = watchdog.watch(deadline, self)
         try:
-            return super().getresponse()  # type: ignore[misc]
-        finally:
+            response = super().getresponse()  # type: ignore[misc]
+        except BaseException:
             watchdog.release(ticket)
+            raise
+        current.ticket = ticket
+        return response
 
 
 def check_length(response: requests.Response, max_bytes: int) -> None:
@@ -201,12 +203,8 @@ def read_body(response: requests.Response, bounds: Bounds, max_bytes: int) -> No
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit():
                 # Plain body of a known size (at most the cap: check_length ran): one
-                # read, under the watchdog so a dripping server cannot stretch it.
-                ticket = watchdog.watch(bounds.deadline, raw.connection)
-                try:
-                    response._content = raw.read(decode_content=False)
-                finally:
-                    watchdog.release(ticket)
+                # read, still under the watchdog so a dripping server cannot stretch it.
+                response._content = raw.read(decode_content=False)
                 response._content_consumed = True  # type: ignore[attr-defined]
                 return
         while True:

@@ -155,15 +155,15 @@ def test_watchdog_leaves_finished_calls_alone(server, make_integration):
 
 
 def test_finished_calls_leave_nothing_watched(server, make_integration):
-    """The watchdog forgets a call once its response head arrived, so its heap does not
-    grow with the number of calls made."""
+    """The watchdog forgets a call once its body is read, so its heap does not grow with
+    the number of calls made."""
     from integrations.http.bounds import watchdog
 
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/")
     for _ in range(50):
         services.request("billing", "GET", "x")
-    assert watchdog._heap == [] and watchdog._pending == set() and watchdog._done == set()
+    assert watchdog._heap == [] and watchdog._watched == {}
 
 
 def test_dripping_tls_handshake_stops_at_the_deadline(make_integration):
