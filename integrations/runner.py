@@ -96,7 +96,7 @@ def _save(rows: list[CallLog]) -> None:
         with transaction.atomic():
             CallLog.objects.bulk_create(rows)
     except DatabaseError:
-        # As audit.record_call: a log that cannot be written never hides the results.
+        # As audit.write: a log that cannot be written never hides the results.
         logger.exception("could not write %d test call log rows", len(rows))
     rows.clear()
 

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from django.views.decorators.debug import sensitive_variables
 
-from .audit import record_call
+from .audit import record_test
 from .conf import app_settings
 from .exceptions import IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
@@ -105,9 +105,7 @@ def run_test(slug: str, *, source: str = CallSource.API) -> CallLog:
 
 def run_test_for(integration: Integration, *, source: str) -> CallLog:
     outcome, ok, error = perform_test(integration, source=source)
-    row = record_call(integration, source, outcome, ok=ok, is_test=True, error=error)
-    assert row is not None
-    return row
+    return record_test(integration, source, outcome, ok=ok, error=error)
 
 
 def perform_test(

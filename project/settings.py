@@ -76,6 +76,19 @@ TEMPLATES = [
 WSGI_APPLICATION = "project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite for a server with several threads or processes writing: WAL lets readers
+    # and the writer overlap, synchronous=NORMAL drops the fsync per commit (durable at
+    # checkpoints; a power cut can lose the last commits, never corrupt), IMMEDIATE
+    # takes the write lock at BEGIN so transactions queue instead of failing with
+    # "database is locked", and the timeout is how long they queue.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}

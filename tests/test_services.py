@@ -156,6 +156,42 @@ def test_a_failing_log_write_never_loses_the_response(server, make_integration, 
     assert HMAC_SECRET not in caplog.text
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_log_write_outside_a_transaction_is_logged(server, make_integration, caplog):
+    """Outside a transaction the row goes straight to the driver (SQLite); a failure there
+    is logged and swallowed too."""
+    server.route("GET", "/api/x", lambda r: Reply(200, {"ok": True}))
+    make_integration(base_url=f"{server.url}/api/")
+    table = CallLog._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        with caplog.at_level(logging.ERROR, logger="integrations.audit"):
+            assert services.request("billing", "GET", "x").json() == {"ok": True}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+    assert "could not write the call log row for billing" in caplog.text
+
+
+def test_execute_wrappers_see_the_log_insert(server, make_integration):
+    """Instrumentation on the connection (APM, query counting) sees the call log's
+    INSERT: the direct driver call is only taken when nothing is watching."""
+    server.route("GET", "/api/x", lambda r: Reply(200, {}))
+    make_integration(base_url=f"{server.url}/api/")
+    services.get_session("billing")
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        services.request("billing", "GET", "x")
+    assert any(sql.startswith(f'INSERT INTO "{CallLog._meta.db_table}"') for sql in seen)
+    assert CallLog.objects.count() == 1
+
+
 def test_errors_from_the_session_are_logged_with_their_class(make_integration):
     """SECURITY 25: a refused request is a row with the error class and no status."""
     make_integration(base_url="http://127.0.0.1:9/api/")
@@ -212,20 +248,20 @@ def test_background_log_writer_writes_every_row(server, make_integration, settin
 @pytest.mark.django_db(transaction=True)
 def test_background_writer_keeps_good_rows_of_a_failed_batch(make_integration, caplog):
     """A batch with a row that cannot be written still writes the others."""
-    from integrations.audit import BackgroundWriter, build_row
+    from integrations.audit import BackgroundWriter, row_values
     from integrations.http.session import Outcome
 
     writer = BackgroundWriter()
     good = make_integration()
     gone = make_integration("gone")
     rows = [
-        build_row(good, "api", Outcome("GET", "http://127.0.0.1:9/a", time.perf_counter())),
-        build_row(gone, "api", Outcome("GET", "http://127.0.0.1:9/b", time.perf_counter())),
+        (row.slug, row_values(row, "api", Outcome("GET", url, time.perf_counter()), ok=False))
+        for row, url in [(good, "http://127.0.0.1:9/a"), (gone, "http://127.0.0.1:9/b")]
     ]
     Integration.objects.filter(slug="gone").delete()
     with caplog.at_level(logging.ERROR, logger="integrations.audit"):
-        for row in rows:
-            assert writer.submit(row)
+        for slug, values in rows:
+            assert writer.submit(slug, values)
         assert writer.flush(timeout=10)
     assert list(CallLog.objects.values_list("url", flat=True)) == ["http://127.0.0.1:9/a"]
     assert "could not write the call log row for gone" in caplog.text

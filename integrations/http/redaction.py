@@ -7,6 +7,7 @@ urllib3's log records, which print full request URLs, queries included, at DEBUG
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +44,14 @@ def redact_text(text: str, *, limit: int | None = MAX_ERROR_CHARS) -> str:
 
 def redact_url(url: str) -> str:
     """Scheme, host, port and path; userinfo and fragment dropped, query values masked."""
+    if "?" in url or "@" in url or "#" in url:
+        return _redact_url(url)
+    # Most calls log one of a few URLs. Only these, which hold nothing to mask, are
+    # cached: a query value or password must not stay in memory as a cache key.
+    return _redact_plain_url(url)
+
+
+def _redact_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -55,6 +64,11 @@ def redact_url(url: str) -> str:
         host = f"{host}:{port}"
     query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _redact_plain_url(url: str) -> str:
+    return _redact_url(url)
 
 
 class RedactingFilter(logging.Filter):

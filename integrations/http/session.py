@@ -138,6 +138,7 @@ class IntegrationSession(GuardedSession):
     """A session bound to one integration; safe to share between threads."""
 
     def __init__(self, integration: Integration, *, source: str = "api") -> None:
+        from ..audit import log_call
         from ..validation import build_provider
         from .auth import TokenAuth
 
@@ -154,6 +155,7 @@ class IntegrationSession(GuardedSession):
         )
         self.retry = retries.RetryPolicy.from_settings(integration.idempotency_header)
         self._home = origin(self.base_url)
+        self._log_call = log_call  # bound here: audit imports the models
 
     def __repr__(self) -> str:
         return f"<IntegrationSession {self.integration.slug!r}>"
@@ -253,8 +255,6 @@ class IntegrationSession(GuardedSession):
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        from ..audit import record_call
-
         if args:
             raise TypeError("pass request options as keyword arguments")
         outcome = self.perform(
@@ -262,7 +262,7 @@ class IntegrationSession(GuardedSession):
             url.decode() if isinstance(url, bytes) else url,
             **kwargs,
         )
-        record_call(self.integration, self.source, outcome)
+        self._log_call(self.integration, self.source, outcome)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.response is not None
