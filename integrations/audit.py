@@ -21,6 +21,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Where remote APIs put the id their support asks for, most specific first.
 REQUEST_ID_HEADERS = (
     "X-Request-Id",
     "X-Github-Request-Id",
@@ -57,6 +59,7 @@ REQUEST_ID_HEADERS = (
     "X-Correlation-Id",
     "Cf-Ray",
 )
+_REQUEST_ID_RANK = {name.lower(): rank for rank, name in enumerate(REQUEST_ID_HEADERS)}
 DEFAULT_CLOCK_SKEW = 30
 _AUTH_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
@@ -113,6 +116,20 @@ def should_log(integration: Integration, ok: bool, is_test: bool) -> bool:
     return integration.log_calls == LogCalls.ERRORS and not ok
 
 
+def find_request_id(headers: Mapping[str, str]) -> str:
+    """The remote's request id, redacted, from the first of REQUEST_ID_HEADERS present.
+
+    One pass over the response's few headers: looking each name up would cost a
+    missed case-insensitive lookup per name on every call.
+    """
+    found: tuple[int, str] | None = None
+    for name, value in headers.items():
+        rank = _REQUEST_ID_RANK.get(name.lower())
+        if rank is not None and value and (found is None or rank < found[0]):
+            found = (rank, value)
+    return "" if found is None else redact_text(found[1])[:200]
+
+
 def row_values(
     integration: Integration,
     source: str,
@@ -136,12 +153,7 @@ def row_values(
             error = describe_response(response, DEFAULT_CLOCK_SKEW if skew is None else skew)
     request_id = kid = jti = ""
     if response is not None:
-        headers = response.headers
-        for name in REQUEST_ID_HEADERS:
-            value = headers.get(name)
-            if value:
-                request_id = redact_text(value)[:200]
-                break
+        request_id = find_request_id(response.headers)
         token = getattr(response.request, "_integrations_token", None)
         if token is not None:
             kid, jti = token.kid[:200], token.jti[:100]
@@ -224,12 +236,12 @@ def write(
 ) -> int | None:
     """Insert one row; on failure log it and return None. Inside a transaction the
     insert runs in a savepoint, so a failure does not break the caller's transaction."""
-    using = using or router.db_for_write(CallLog)
+    connection = connections[using or router.db_for_write(CallLog)]
     try:
-        if connections[using].in_atomic_block:
-            with transaction.atomic(using=using):
-                return insert(values, using, returning=returning)
-        return insert(values, using, returning=returning)
+        if connection.in_atomic_block:
+            with transaction.atomic(using=connection.alias):
+                return insert(values, connection, returning=returning)
+        return insert(values, connection, returning=returning)
     except Exception:  # whatever went wrong, the caller still gets its response
         logger.exception("could not write the call log row for %s", slug)
         return None
@@ -254,10 +266,10 @@ def _column(field: Any) -> str:
     return str(field.column)
 
 
-def _sql(connection: Any, using: str) -> str:
+def _sql(connection: Any) -> str:
     """The INSERT for one row, built once per database: ``Model.save()`` compiles the
     statement anew every time, which made it most of a logged call's overhead."""
-    key = (using, connection.vendor)
+    key = (connection.alias, connection.vendor)
     if key not in _insert_sql:
         quote = connection.ops.quote_name
         # Only the model's own table and column names go in, quoted; values are params.
@@ -289,19 +301,19 @@ def _qmark(sql: str) -> str:
     return sql.replace("%s", "?")
 
 
-def insert(values: dict[str, Any], using: str, *, returning: bool = False) -> int | None:
-    """INSERT one row from its column values; its pk when ``returning``.
+def insert(values: dict[str, Any], connection: Any, *, returning: bool = False) -> int | None:
+    """INSERT one row from its column values on ``connection``; its pk when
+    ``returning``.
 
     Nothing listens to CallLog's save signals, so none are sent. Databases other than
     SQLite, PostgreSQL and MySQL go through ``save()``.
     """
-    connection = connections[using]
     vendor = connection.vendor
     if vendor not in _FAST_VENDORS:
         row = CallLog(**values)
-        row.save(using=using, force_insert=True)
+        row.save(using=connection.alias, force_insert=True)
         return int(row.pk)
-    sql = _sql(connection, using)
+    sql = _sql(connection)
     if not returning and vendor == "sqlite" and _uninstrumented(connection):
         # Django's cursor wrappers (and the %s-to-? rewrite of every statement) cost
         # SQLite half as much again as the insert itself; with nothing to report to,
@@ -331,7 +343,7 @@ def insert_many(rows: list[dict[str, Any]], using: str) -> None:
         CallLog.objects.using(using).bulk_create([CallLog(**values) for values in rows])
         return
     with connection.cursor() as cursor:
-        cursor.executemany(_sql(connection, using), [_params(row, connection) for row in rows])
+        cursor.executemany(_sql(connection), [_params(row, connection) for row in rows])
 
 
 # A queued row: the integration's slug (for the error message if it cannot be written)

@@ -68,6 +68,23 @@ def test_row_fields(server, make_integration):
     assert "private" not in str(CallLog.objects.values().get())
 
 
+def test_request_id_is_taken_by_header_priority_whatever_the_case():
+    """The most specific request-id header wins, names match in any case, and the value
+    is redacted like any other remote text."""
+    from requests.structures import CaseInsensitiveDict
+
+    from integrations.audit import find_request_id
+
+    headers = CaseInsensitiveDict(
+        {"cf-ray": "ray-1", "x-github-request-id": "gh-2", "Content-Type": "text/plain"}
+    )
+    assert find_request_id(headers) == "gh-2"
+    assert find_request_id(CaseInsensitiveDict({"X-Request-Id": ""})) == ""
+    assert find_request_id(CaseInsensitiveDict({"Request-Id": "Bearer abcdefghijkl"})) == (
+        "Bearer [redacted]"
+    )
+
+
 def test_source_comes_from_the_session(server, make_integration):
     """SPEC: a session got for a command logs source "command"."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))

@@ -117,6 +117,61 @@ def tls_server(ca):
         yield srv
 
 
+def _hook(response, **kwargs):
+    return response
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"method": "get", "url": "http://127.0.0.1:9/a?x=1"},
+        {"method": b"POST", "url": "http://127.0.0.1:9/a", "json": {"a": [1, "é"]}},
+        {"method": "POST", "url": "http://127.0.0.1:9/a", "data": {"k": "v", "n": None}},
+        {"method": "PUT", "url": "http://127.0.0.1:9/a", "data": b"raw bytes"},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "params": {"q": "a b", "none": None}},
+        {"method": "GET", "url": "http://127.0.0.1:9/a?x=1", "params": [("q", "1"), ("q", "2")]},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "params": "raw=1&y"},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "headers": {"x-session": "mine"}},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "headers": {"X-Session": None}},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "auth": ("ann", "secret")},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "cookies": {"sid": "1"}},
+        {"method": "GET", "url": "http://127.0.0.1:9/a", "hooks": {"response": _hook}},
+    ],
+)
+def test_lean_preparation_prepares_what_requests_would(kwargs):
+    """GuardedSession.prepare_request skips requests' merging of cookies, params and
+    environment (none apply to it): the prepared request is the same as requests' own."""
+    session = create_session()
+    session.headers["X-Session"] = "session"
+    session.auth = requests.auth.HTTPBasicAuth("session", "pw")
+    ours = session.prepare_request(requests.Request(**kwargs))
+    theirs = requests.Session.prepare_request(session, requests.Request(**kwargs))
+    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+    assert list(ours.headers.items()) == list(theirs.headers.items())
+    assert ours.hooks == theirs.hooks
+
+
+def test_session_environment_settings_pass_through():
+    """Without trust_env, stream/verify/cert come from the call or the session, and a
+    proxy set to None (requests' way of saying "no proxy") is no proxy."""
+    session = create_session(ca_bundle="/etc/ssl/certs/ca-certificates.crt")
+    settings = session.merge_environment_settings(
+        "http://127.0.0.1:9/", {"http": None}, None, None, None
+    )
+    assert settings == {
+        "proxies": {},
+        "stream": False,
+        "verify": "/etc/ssl/certs/ca-certificates.crt",
+        "cert": None,
+    }
+    assert session.merge_environment_settings("u", None, True, "/ca.pem", "c.pem") == {
+        "proxies": {},
+        "stream": True,
+        "verify": "/ca.pem",
+        "cert": "c.pem",
+    }
+
+
 def test_private_ca_needs_the_integrations_ca_bundle(tls_server, make_integration, ca, tmp_path):
     """SECURITY 14: a server signed by a private CA fails verification, and works once
     the integration names that CA's bundle."""
