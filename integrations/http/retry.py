@@ -1,6 +1,7 @@
 """When and how long to wait before trying a call again (SECURITY 18).
 
-Idempotent methods are retried on connection errors and on 429/502/503/504, with
+Idempotent methods are retried on connection errors, read timeouts and on
+429/502/503/504, with
 exponential backoff and jitter, and ``Retry-After`` honoured up to RETRY_AFTER_CAP
 (urllib3 would wait up to 6 hours). POST and PATCH are retried only when the
 integration names an idempotency header: one key is generated per call and sent on

@@ -30,10 +30,11 @@ from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
 from ..conf import app_settings
-from ..exceptions import RequestRefused
+from ..exceptions import CircuitOpen, RequestRefused
 from . import retry as retries
 from .adapter import GuardedAdapter
 from .bounds import Bounds
+from .breaker import CircuitBreaker, is_failure
 from .redaction import redact_text
 
 if TYPE_CHECKING:
@@ -203,6 +204,11 @@ class IntegrationSession(GuardedSession):
             dict.fromkeys(ALWAYS_CREDENTIALS + self.provider.credential_headers)
         )
         self.retry = retries.RetryPolicy.from_settings(integration.idempotency_header)
+        self.breaker = (
+            CircuitBreaker(app_settings.CIRCUIT_FAILURES, float(app_settings.CIRCUIT_RESET))
+            if app_settings.CIRCUIT_FAILURES > 0
+            else None
+        )
         self._home = origin(self.base_url)
         self._log_call = log_call  # bound here: audit imports the models
 
@@ -235,9 +241,24 @@ class IntegrationSession(GuardedSession):
         }
 
     @sensitive_variables("url", "full_url", "sent", "kwargs")
-    def perform(self, method: str, url: str, **kwargs: Any) -> Outcome:
+    def perform(self, method: str, url: str, *, trial: bool = False, **kwargs: Any) -> Outcome:
         """Make the call, retrying as the policy allows, and return what happened,
-        response or (scrubbed) error; logs nothing."""
+        response or (scrubbed) error; logs nothing. ``trial`` lets the call through an
+        open circuit breaker (test calls)."""
+        breaker = self.breaker
+        if breaker is None:
+            return self._perform(method, url, **kwargs)
+        try:
+            breaker.allow(self.integration.slug, trial=trial)
+        except CircuitOpen as exc:  # not sent: no attempt
+            target = url if _ABSOLUTE.match(url) else join_url(self.base_url, url)
+            return Outcome(method.upper(), target, time.perf_counter(), error=exc, attempts=0)
+        outcome = self._perform(method, url, **kwargs)
+        breaker.record(is_failure(outcome.response, outcome.error))
+        return outcome
+
+    @sensitive_variables("url", "full_url", "sent", "kwargs")
+    def _perform(self, method: str, url: str, **kwargs: Any) -> Outcome:
         method = method.upper()
         started = time.perf_counter()
         attempts = 0
@@ -259,7 +280,10 @@ class IntegrationSession(GuardedSession):
                 attempts += 1
                 try:
                     response = super().request(method, full_url, timeout=bounds, **kwargs)
-                except requests.ConnectionError as exc:
+                except (requests.ConnectionError, requests.ReadTimeout) as exc:
+                    # A TLS failure will fail again. A read timeout may mean the remote
+                    # did the work: only methods allowed to retry (idempotent, or keyed)
+                    # get here, and the deadline still bounds the whole call.
                     if isinstance(exc, requests.exceptions.SSLError):
                         raise
                     if not (retryable and self._wait(policy, attempts, bounds)):

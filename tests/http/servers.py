@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -77,6 +78,20 @@ def silent(seconds: float) -> Script:
 
     def script(conn: socket.socket) -> None:
         time.sleep(seconds)
+
+    return script
+
+
+def silent_first(seconds: float, then: bytes) -> Script:
+    """Says nothing for ``seconds`` on the first connection, then answers ``then`` on
+    every later one."""
+    calls = itertools.count()
+
+    def script(conn: socket.socket) -> None:
+        if next(calls) == 0:
+            time.sleep(seconds)
+        else:
+            conn.sendall(then)
 
     return script
 

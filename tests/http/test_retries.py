@@ -11,7 +11,7 @@ import requests
 from integrations import services
 from integrations.http import retry
 from integrations.models import CallLog
-from tests.http.servers import closed_port
+from tests.http.servers import RawServer, closed_port, silent_first
 from tests.loopback import Reply
 
 pytestmark = pytest.mark.django_db
@@ -137,6 +137,32 @@ def test_connection_refused_is_retried_then_raised(make_integration, waits, sett
     assert len(waits) == 2
     row = CallLog.objects.get()
     assert row.attempts == 3 and row.status_code is None and "ConnectionError" in row.error
+
+
+OK_CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+def test_read_timeout_on_get_is_retried(make_integration, waits):
+    """SECURITY 18: a GET whose first attempt times out reading is sent again (within the
+    deadline); the row counts both attempts."""
+    with RawServer(silent_first(2, OK_CLOSE)) as srv:
+        make_integration(base_url=f"{srv.url}/api/", timeout=0.3)
+        response = services.request("billing", "GET", "x", deadline=1.5)
+        assert response.content == b"ok" and srv.accepted == 2
+    assert len(waits) == 1
+    row = CallLog.objects.get()
+    assert row.ok and row.attempts == 2
+
+
+def test_read_timeout_on_post_is_not_retried(make_integration, waits):
+    """SECURITY 18: a POST that timed out may have been done: without an idempotency key
+    it is not sent again."""
+    with RawServer(silent_first(2, OK_CLOSE)) as srv:
+        make_integration(base_url=f"{srv.url}/api/", timeout=0.3)
+        with pytest.raises(requests.ReadTimeout):
+            services.request("billing", "POST", "x", deadline=1.5)
+        assert srv.accepted == 1
+    assert waits == [] and CallLog.objects.get().attempts == 1
 
 
 def test_retries_never_sleep_past_the_deadline(server, make_integration, waits):
