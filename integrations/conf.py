@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     # milliseconds later and queued rows are lost if the process is killed).
     "LOG_WRITER": "sync",
     "POOL_MAXSIZE": 32,
+    # Circuit breaker (integrations.http.breaker): after this many failed calls in a row
+    # an integration's calls fail fast for CIRCUIT_RESET seconds. 0 turns it off.
+    "CIRCUIT_FAILURES": 0,
+    "CIRCUIT_RESET": 30.0,
     "LOG_RETENTION_DAYS": 30,
     "USER_AGENT": "django-integrations/0.1",
     # The Tasks API queue that background test calls go to (integrations.tasks).

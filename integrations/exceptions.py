@@ -74,3 +74,7 @@ class ResponseTooLarge(IntegrationError, RequestException):
 
 class DeadlineExceeded(IntegrationError, Timeout):
     """The call ran past its overall deadline (also a requests.Timeout)."""
+
+
+class CircuitOpen(IntegrationError, RequestException):
+    """The integration's circuit breaker is open: the call was not sent (SECURITY 19)."""

@@ -130,7 +130,7 @@ def perform_test(
             session = IntegrationSession(integration, source=source)
     except Exception as exc:
         return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
-    outcome = session.perform(method, path)
+    outcome = session.perform(method, path, trial=True)
     ok = outcome.response is not None and (
         outcome.response.status_code in expected if expected else outcome.response.ok
     )
