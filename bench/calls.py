@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import platform
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
 
+import django
 import jwt
 import requests
 
@@ -109,17 +110,6 @@ def _integration(slug: str, base_url: str, log_calls: str, pem: str) -> None:
     row.save()
 
 
-def _tune_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """SQLite as production runs it with concurrent writers: WAL (readers and the writer
-    overlap), synchronous=NORMAL (no fsync per commit; durable at checkpoints), and a
-    busy timeout long enough for 32 threads taking turns to write."""
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-
-
 def _log_writer(mode: str) -> None:
     from django.conf import settings
 
@@ -194,7 +184,6 @@ def run() -> None:
     from authlib.integrations.requests_client import AssertionSession
     from django.core.management import call_command
     from django.db import connection
-    from django.db.backends.signals import connection_created
     from google.auth.transport.requests import AuthorizedSession
     from google.oauth2 import service_account
 
@@ -202,9 +191,6 @@ def run() -> None:
     from tests.keys import rsa_pem
 
     call_command("migrate", verbosity=0)
-    if connection.vendor == "sqlite":
-        connection_created.connect(_tune_sqlite)
-        connection.close()
     pem = rsa_pem()
     parent, child = multiprocessing.get_context("spawn").Pipe()
     process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,), daemon=True)
@@ -296,6 +282,11 @@ def run() -> None:
         return min(sample[index] for sample in timings[name])
 
     floor_wall, floor_cpu = best(clients[0][0], 0), best(clients[0][0], 1)
+    print(
+        f"Python {platform.python_version()}, Django {django.get_version()}, "
+        f"requests {requests.__version__}; database: {connection.vendor} "
+        "(SQLite as project/settings.py configures it: WAL, synchronous=NORMAL).\n"
+    )
     print(
         f"{ROUNDS} interleaved rounds of {CALLS_PER_ROUND} calls (seed recipe: "
         f"{SEED_CALLS_PER_ROUND}); best round of each (as timeit reports: other load on "
