@@ -120,3 +120,29 @@ def test_dot_env_next_to_manage_py_is_read(tmp_path):
     assert values["BASE_DIR"] == str(tmp_path)
     assert values["DEBUG"] is True and values["RETENTION"] == 90
     assert values["DB_NAME"] == str(tmp_path / "db.sqlite3")
+
+
+def test_sqlite_runs_in_wal_mode_with_queued_writers(tmp_path):
+    """A SQLite database file is opened in WAL mode with synchronous=NORMAL (readers do
+    not wait for the call-log writer, no fsync per logged call) and IMMEDIATE
+    transactions (writers queue instead of failing with "database is locked")."""
+    probe = """
+import django, json
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("PRAGMA journal_mode")
+    mode = cursor.fetchone()[0]
+    cursor.execute("PRAGMA synchronous")
+    synchronous = cursor.fetchone()[0]
+print(json.dumps([mode, synchronous, connection.settings_dict["OPTIONS"]["transaction_mode"]]))
+"""
+    env = settings_env(
+        tmp_path,
+        DJANGO_DEBUG="true",
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    done = run(["-c", probe], env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["wal", 1, "IMMEDIATE"]
