@@ -110,12 +110,6 @@ def describe_response(response: requests.Response, clock_skew: float) -> str:
     return redact_text("; ".join(parts))
 
 
-def should_log(integration: Integration, ok: bool, is_test: bool) -> bool:
-    if is_test or integration.log_calls == LogCalls.ALL:
-        return True
-    return integration.log_calls == LogCalls.ERRORS and not ok
-
-
 def find_request_id(headers: Mapping[str, str]) -> str:
     """The remote's request id, redacted, from the first of REQUEST_ID_HEADERS present.
 

@@ -174,6 +174,9 @@ class WatchedConnectionMixin:
         except BaseException:
             watchdog.release(ticket)
             raise
+        earlier = getattr(current, "ticket", None)
+        if earlier is not None:  # never left watched: its socket may serve another call
+            watchdog.release(earlier)
         current.ticket = ticket
         return response
 
