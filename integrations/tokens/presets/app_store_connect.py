@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..base import PresetOptions, lifetime_field, secret_field
 from ..bearer import BearerProvider
 from ..registry import register
+from .common import signing_options
 
 
 class AppStoreConnectOptions(PresetOptions):
@@ -25,7 +26,7 @@ class AppStoreConnectOptions(PresetOptions):
         regex=r"^[A-Za-z0-9]+$", help_text="The API key's ID (10 characters)."
     )
     private_key = secret_field("Private key", "The .p8 file's contents (EC P-256 PEM).")
-    lifetime = lifetime_field(initial=1140, cap=1200)
+    lifetime = lifetime_field(initial=1140, cap=max_lifetime)
 
 
 @register
@@ -38,10 +39,7 @@ class AppStoreConnectProvider(BearerProvider):
     @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
-            "algorithm": "ES256",
-            "key": options["private_key"],
+            **signing_options(AppStoreConnectOptions, options),
             "key_id": options["key_id"],
             "claims": {"iss": options["issuer_id"], "aud": "appstoreconnect-v1"},
-            "lifetime": options["lifetime"],
-            "clock_skew": AppStoreConnectOptions.clock_skew,
         }

@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..base import PresetOptions, Token, lifetime_field, secret_field
 from ..bearer import BearerProvider
 from ..registry import register
+from .common import signing_options
 
 if TYPE_CHECKING:
     import requests
@@ -59,7 +60,7 @@ class AtlassianConnectOptions(PresetOptions):
     shared_secret = secret_field(
         "Shared secret", "From the installed lifecycle callback of this installation."
     )
-    lifetime = lifetime_field(initial=170, cap=180)
+    lifetime = lifetime_field(initial=170, cap=max_lifetime)
 
 
 @register
@@ -74,11 +75,8 @@ class AtlassianConnectProvider(BearerProvider):
     @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
-            "algorithm": "HS256",
-            "key": options["shared_secret"],
+            **signing_options(AtlassianConnectOptions, options),
             "claims": {"iss": options["app_key"]},
-            "lifetime": options["lifetime"],
-            "clock_skew": AtlassianConnectOptions.clock_skew,
             "header_name": "Authorization",
             "scheme": "JWT",
         }

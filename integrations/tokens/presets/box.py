@@ -73,7 +73,7 @@ class BoxOptions(PresetOptions):
     )
     subject_id = forms.CharField(required=False, help_text="Defaults to the config's enterpriseID.")
     token_url = URLField(required=False, initial=BOX_AUDIENCE)
-    lifetime = lifetime_field(initial=45, cap=60)
+    lifetime = lifetime_field(initial=45, cap=max_lifetime)
 
     @sensitive_variables()
     def clean(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..base import PresetOptions, URLField, lifetime_field, secret_field
 from ..grant import GrantProvider
 from ..registry import register
+from .common import signing_options
 
 HOSTS = [("account-d.docusign.com", "Developer"), ("account.docusign.com", "Production")]
 
@@ -34,7 +35,7 @@ class DocuSignOptions(PresetOptions):
     scopes = forms.CharField(initial="signature impersonation", help_text="Space-separated.")
     token_url = URLField(required=False, help_text="Defaults to https://{oauth_host}/oauth/token.")
     private_key = secret_field("Private key", "The app's RSA PEM private key.")
-    lifetime = lifetime_field(initial=3570, cap=3600)
+    lifetime = lifetime_field(initial=3570, cap=max_lifetime)
 
 
 @register
@@ -48,15 +49,12 @@ class DocuSignProvider(GrantProvider):
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         host = options["oauth_host"]
         return {
-            "algorithm": "RS256",
-            "key": options["private_key"],
+            **signing_options(DocuSignOptions, options),
             "claims": {
                 "iss": options["integration_key"],
                 "sub": options["user_id"],
                 "aud": host,
                 "scope": options["scopes"],
             },
-            "lifetime": options["lifetime"],
-            "clock_skew": DocuSignOptions.clock_skew,
             "token_url": options.get("token_url") or f"https://{host}/oauth/token",
         }

@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..base import PresetOptions, lifetime_field, secret_field
 from ..exchange import ExchangeProvider
 from ..registry import register
+from .common import signing_options
 
 
 class GitHubAppOptions(PresetOptions):
@@ -29,7 +30,7 @@ class GitHubAppOptions(PresetOptions):
         regex=r"^[0-9]+$", help_text="From the installation's settings URL."
     )
     private_key = secret_field("Private key", "The app's PEM private key (RSA).")
-    lifetime = lifetime_field(initial=540, cap=600)
+    lifetime = lifetime_field(initial=540, cap=max_lifetime)
 
 
 @register
@@ -46,11 +47,8 @@ class GitHubAppProvider(ExchangeProvider):
     @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {
-            "algorithm": "RS256",
-            "key": options["private_key"],
+            **signing_options(GitHubAppOptions, options),
             "claims": {"iss": str(options["app_id"])},
-            "lifetime": options["lifetime"],
-            "clock_skew": GitHubAppOptions.clock_skew,
             "exchange_url": self.base_url.rstrip("/")
             + f"/app/installations/{options['installation_id']}/access_tokens",
             "exchange_method": "POST",

@@ -70,7 +70,7 @@ class KeyFileOptions(PresetOptions):
     cap_from_iat = True
 
     service_account = secret_field("Service account key file", "The JSON key file, pasted whole.")
-    lifetime = lifetime_field(initial=3570, cap=3600)
+    lifetime = lifetime_field(initial=3570, cap=max_lifetime)
 
     @sensitive_variables()
     def clean_service_account(self) -> str:

@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from ..base import PresetOptions, URLField, lifetime_field, secret_field
 from ..grant import GrantProvider
 from ..registry import register
+from .common import signing_options
 
 
 class SalesforceOptions(PresetOptions):
@@ -31,7 +32,7 @@ class SalesforceOptions(PresetOptions):
         "sandboxes, or an Experience Cloud site URL.",
     )
     private_key = secret_field("Private key", "RSA PEM whose certificate is on the app.")
-    lifetime = lifetime_field(initial=150, cap=180)
+    lifetime = lifetime_field(initial=150, cap=max_lifetime)
 
 
 @register
@@ -45,14 +46,11 @@ class SalesforceProvider(GrantProvider):
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
         login_url = options["login_url"].rstrip("/")
         return {
-            "algorithm": "RS256",
-            "key": options["private_key"],
+            **signing_options(SalesforceOptions, options),
             "claims": {
                 "iss": options["consumer_key"],
                 "sub": options["username"],
                 "aud": login_url,
             },
-            "lifetime": options["lifetime"],
-            "clock_skew": SalesforceOptions.clock_skew,
             "token_url": f"{login_url}/services/oauth2/token",
         }

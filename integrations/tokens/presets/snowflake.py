@@ -21,6 +21,7 @@ from ..base import PresetOptions, Token, lifetime_field, secret_field
 from ..bearer import BearerProvider
 from ..registry import register
 from ..signing import load_signing_key
+from .common import signing_options
 
 if TYPE_CHECKING:
     import requests
@@ -54,7 +55,7 @@ class SnowflakeOptions(PresetOptions):
     account = forms.CharField(help_text="Account identifier, e.g. myorg-myaccount or xy12345.")
     user = forms.CharField(help_text="The user whose RSA_PUBLIC_KEY holds the public key.")
     private_key = secret_field("Private key", "RSA PEM (unencrypted).")
-    lifetime = lifetime_field(initial=3540, cap=3600)
+    lifetime = lifetime_field(initial=3540, cap=max_lifetime)
 
 
 @register
@@ -69,11 +70,8 @@ class SnowflakeProvider(BearerProvider):
         account, user = qualified_names(options["account"], options["user"])
         fingerprint = public_key_fingerprint(options["private_key"])
         return {
-            "algorithm": "RS256",
-            "key": options["private_key"],
+            **signing_options(SnowflakeOptions, options),
             "claims": {"iss": f"{account}.{user}.{fingerprint}", "sub": f"{account}.{user}"},
-            "lifetime": options["lifetime"],
-            "clock_skew": SnowflakeOptions.clock_skew,
         }
 
     def authorize(self, request: requests.PreparedRequest, token: Token) -> None:
