@@ -81,6 +81,21 @@ class KeyFileOptions(PresetOptions):
         return text
 
 
+@sensitive_variables()
+def key_file_signing(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checked key file in ``options`` and what both presets sign with from it: its
+    RSA key and key ID, the lifetime and the iat backdating."""
+    key_file = json.loads(options["service_account"])
+    signing = {
+        "algorithm": "RS256",
+        "key": key_file["private_key"],
+        "key_id": key_file["private_key_id"],
+        "lifetime": options["lifetime"],
+        "clock_skew": KeyFileOptions.clock_skew,
+    }
+    return key_file, signing
+
+
 class GoogleServiceAccountOptions(KeyFileOptions):
     field_order = ["service_account", "scopes", "subject", "lifetime"]
 
@@ -108,7 +123,7 @@ class GoogleServiceAccountProvider(GrantProvider):
 
     @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        key_file = json.loads(options["service_account"])
+        key_file, signing = key_file_signing(options)
         claims = {
             "iss": key_file["client_email"],
             "aud": key_file["token_uri"],
@@ -116,15 +131,7 @@ class GoogleServiceAccountProvider(GrantProvider):
         }
         if options.get("subject"):
             claims["sub"] = options["subject"]
-        return {
-            "algorithm": "RS256",
-            "key": key_file["private_key"],
-            "key_id": key_file["private_key_id"],
-            "claims": claims,
-            "lifetime": options["lifetime"],
-            "clock_skew": GoogleServiceAccountOptions.clock_skew,
-            "token_url": key_file["token_uri"],
-        }
+        return {**signing, "claims": claims, "token_url": key_file["token_uri"]}
 
 
 class GoogleSelfSignedOptions(KeyFileOptions):
@@ -162,18 +169,11 @@ class GoogleSelfSignedProvider(BearerProvider):
 
     @sensitive_variables()
     def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        key_file = json.loads(options["service_account"])
+        key_file, signing = key_file_signing(options)
         email = key_file["client_email"]
         claims = {"iss": email, "sub": email}
         if options.get("audience"):
             claims["aud"] = options["audience"]
         else:
             claims["scope"] = " ".join(options["scopes"])
-        return {
-            "algorithm": "RS256",
-            "key": key_file["private_key"],
-            "key_id": key_file["private_key_id"],
-            "claims": claims,
-            "lifetime": options["lifetime"],
-            "clock_skew": GoogleSelfSignedOptions.clock_skew,
-        }
+        return {**signing, "claims": claims}
