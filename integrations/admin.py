@@ -39,7 +39,16 @@ from django.utils.timesince import timesince
 
 from . import keygen
 from .exceptions import IntegrationError, SecretDecryptionError
-from .forms import PREFIX, IntegrationForm, fingerprint, form_for, key_field, known_type
+from .forms import (
+    MAIN_FIELDS,
+    PREFIX,
+    REQUEST_FIELDS,
+    IntegrationForm,
+    fingerprint,
+    form_for,
+    key_field,
+    known_type,
+)
 from .models import CallLog, CallSource, Integration
 from .tokens import PROVIDERS, TokenProvider, public_key_info
 from .tokens import preview as token_preview
@@ -52,15 +61,6 @@ ESTIMATE_ABOVE = 100_000
 FILTER_LINKS = 50
 DEFAULT_TYPE = "jwt_bearer"
 PRESETS_PACKAGE = "integrations.tokens.presets."
-REQUEST_FIELDS = [
-    "headers",
-    "timeout",
-    "log_calls",
-    "test_request",
-    "follow_redirects",
-    "ca_bundle",
-    "idempotency_header",
-]
 
 
 def last_test(field: str) -> Subquery:
@@ -189,7 +189,7 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> Any:
-        main = (None, {"fields": ["name", "slug", "base_url", "enabled"]})
+        main = (None, {"fields": MAIN_FIELDS})
         requests_ = ("Requests", {"fields": REQUEST_FIELDS})
         calls = [("Latest calls", {"fields": ["recent_calls"]})] if obj else []
         if obj is not None and not self.has_change_permission(request, obj):

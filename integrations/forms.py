@@ -27,12 +27,9 @@ from .validation import auth_errors
 PREFIX = "auth_"
 # Secret options that hold a private key: the ones a generated key pair can fill.
 KEY_FIELDS = ("key", "private_key")
-MODEL_FIELDS = [
-    "name",
-    "slug",
-    "base_url",
-    "enabled",
-    "auth_type",
+# The model fields the admin edits, in the groups its fieldsets show.
+MAIN_FIELDS = ["name", "slug", "base_url", "enabled"]
+REQUEST_FIELDS = [
     "headers",
     "timeout",
     "log_calls",
@@ -41,6 +38,7 @@ MODEL_FIELDS = [
     "ca_bundle",
     "idempotency_header",
 ]
+MODEL_FIELDS = [*MAIN_FIELDS, "auth_type", *REQUEST_FIELDS]
 
 
 class SecretTextarea(forms.Textarea):
