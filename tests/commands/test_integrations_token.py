@@ -3,6 +3,7 @@ itself unless --reveal (which warns)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -38,6 +39,22 @@ def test_reveal_prints_a_verifiable_token_and_warns(make_integration):
     report = json.loads(ran.out)
     header, claims = jose.verify(report["token"], verify_key_for("RS256"), "RS256")
     assert claims == report["claims"] and "WARNING" in ran.err and "live credential" in ran.err
+
+
+def test_per_request_token_is_the_one_for_the_test_request(make_integration):
+    """A flow that signs each request (Atlassian Connect's qsh) shows the token for the
+    integration's test request: its method, and its path relative to base_url."""
+    make_integration(
+        base_url="http://127.0.0.1:9/wiki",
+        auth_type="atlassian_connect",
+        auth_config={"app_key": "com.example.app"},
+        secrets={"shared_secret": HMAC_SECRET},
+        test_request={"method": "post", "path": "rest/api/content?limit=5"},
+    )
+    ran = run("integrations_token", "billing")
+    assert ran.code == 0, ran.err
+    canonical = "POST&/rest/api/content&limit=5"
+    assert json.loads(ran.out)["claims"]["qsh"] == hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def test_grant_flow_fetches_a_fresh_access_token(server, make_integration):

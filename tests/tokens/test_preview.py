@@ -3,6 +3,7 @@ public half of the key, never a signature or a secret."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -39,6 +40,22 @@ def test_preview_of_a_preset_shows_the_mapped_claims(make_integration):
     assert shown["header"] == {"alg": "ES256", "typ": "JWT", "kid": "2X9R4HXF34"}
     assert shown["claims"]["aud"] == "appstoreconnect-v1"
     assert shown["claims"]["iss"] == "69a6de70-03db"
+
+
+
+def test_preview_of_a_per_request_token_covers_the_test_request(make_integration):
+    """A flow that signs each request (Atlassian Connect's qsh) is previewed for the
+    integration's test request: its method, and its path relative to base_url."""
+    integration = make_integration(
+        base_url="http://127.0.0.1:9/wiki",
+        auth_type="atlassian_connect",
+        auth_config={"app_key": "com.example.app"},
+        secrets={"shared_secret": HMAC_SECRET},
+        test_request={"method": "post", "path": "rest/api/content?limit=5"},
+    )
+    shown = preview(integration)
+    canonical = "POST&/rest/api/content&limit=5"
+    assert shown["claims"]["qsh"] == hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("algorithm,material", [("RS256", rsa_pem), ("ES256", ec_pem)])
