@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .base import JWTProvider
+from .base import JWTProvider, TokenProvider
 from .signing import jwk_thumbprint
 
 if TYPE_CHECKING:
@@ -25,18 +25,25 @@ def preview(integration: Integration) -> dict[str, Any]:
     the integration's test request. Raises InvalidConfiguration or
     SecretDecryptionError when the integration cannot mint.
     """
-    from ..http.session import join_url
     from ..validation import build_provider
 
     provider = build_provider(integration)
-    request = None
-    if not provider.cacheable:
-        test = integration.test_request or {}
-        request = requests.Request(
-            str(test.get("method", "GET")).upper(),
-            join_url(integration.base_url, str(test.get("path", ""))),
-        ).prepare()
-    return provider.preview(request)
+    return provider.preview(shown_request(provider))
+
+
+def shown_request(provider: TokenProvider) -> requests.PreparedRequest | None:
+    """The request whose token is shown: the integration's test request for a flow
+    that signs each request (``cacheable`` False); None for a token that covers any."""
+    from ..http.session import join_url
+
+    if provider.cacheable:
+        return None
+    integration = provider.integration
+    test = integration.test_request or {}
+    return requests.Request(
+        str(test.get("method", "GET")).upper(),
+        join_url(integration.base_url, str(test.get("path", ""))),
+    ).prepare()
 
 
 def public_key_info(integration: Integration) -> dict[str, Any] | None:

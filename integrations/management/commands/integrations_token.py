@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.audit import describe_error
 from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
-from integrations.http.session import create_session, join_url
+from integrations.http.session import create_session
 from integrations.services import load_integration
 from integrations.tokens.base import JWTProvider, Token, TokenProvider
+from integrations.tokens.preview import shown_request
 from integrations.validation import build_provider
 
 
@@ -67,17 +67,9 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(report, indent=2, default=str))
 
     def obtain(self, provider: TokenProvider) -> Token:
-        integration = provider.integration
-        http = create_session(ca_bundle=integration.ca_bundle)
-        request = None
-        if not provider.cacheable:
-            # A per-request token covers one request: show the one for the test call.
-            test = integration.test_request or {}
-            request = requests.Request(
-                str(test.get("method", "GET")).upper(),
-                join_url(integration.base_url, str(test.get("path", ""))),
-            ).prepare()
-        return provider.obtain(http, request)
+        http = create_session(ca_bundle=provider.integration.ca_bundle)
+        # A per-request token covers one request: show the one for the test call.
+        return provider.obtain(http, shown_request(provider))
 
     def describe(self, provider: TokenProvider, token: Token) -> dict[str, Any]:
         report: dict[str, Any] = {
