@@ -11,6 +11,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from integrations.models import CallLog, Integration
+from tests.admin.helpers import form_data
 from tests.keys import CANARY, HMAC_SECRET, rsa_pem
 from tests.loopback import Reply
 
@@ -71,23 +72,12 @@ def test_canary_never_in_any_admin_page(as_user, secret_integrations, user):
     assert CallLog.objects.count() == 2
     hmac = secret_integrations[0]
     change = reverse("admin:integrations_integration_change", args=[hmac.pk])
-    edit = {
-        "name": "Billing",
-        "slug": "billing",
-        "base_url": hmac.base_url,
-        "enabled": "on",
-        "auth_type": "jwt_bearer",
-        "shown_type": "jwt_bearer",
-        "auth_algorithm": "HS256",
-        "auth_key": HMAC_SECRET + "-changed",
-        "auth_claims": "{}",
-        "auth_lifetime": "300",
-        "auth_clock_skew": "30",
-        "headers": "{}",
-        "timeout": "10",
-        "log_calls": "all",
-        "test_request": '{"path": "health"}',
-    }
+    edit = form_data(
+        base_url=hmac.base_url,
+        auth_key=HMAC_SECRET + "-changed",
+        auth_claims="{}",
+        test_request='{"path": "health"}',
+    )
     failed = root.post(change, {**edit, "timeout": "-1"})
     assert failed.status_code == 200 and CANARY not in failed.content.decode()
     assert root.post(change, edit).status_code == 302
@@ -108,23 +98,9 @@ def test_canary_never_in_log_entries_or_str(as_user, secret_integrations):
     change = reverse("admin:integrations_integration_change", args=[integration.pk])
     page = client.get(change)
     assert page.status_code == 200
-    data = {
-        "name": "Billing",
-        "slug": "billing",
-        "base_url": integration.base_url,
-        "enabled": "on",
-        "auth_type": "jwt_bearer",
-        "shown_type": "jwt_bearer",
-        "auth_algorithm": "HS512",
-        "auth_key": HMAC_SECRET,
-        "auth_claims": "{}",
-        "auth_lifetime": "300",
-        "auth_clock_skew": "30",
-        "headers": "{}",
-        "timeout": "10",
-        "log_calls": "all",
-        "test_request": "{}",
-    }
+    data = form_data(
+        base_url=integration.base_url, auth_algorithm="HS512", auth_claims="{}", test_request="{}"
+    )
     assert client.post(change, data).status_code == 302
     entry = LogEntry.objects.get()
     assert "Signing key" in entry.get_change_message()

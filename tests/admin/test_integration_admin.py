@@ -14,6 +14,7 @@ from django.urls import reverse
 from integrations.models import CallLog, Integration
 from integrations.tokens import PROVIDERS
 from tests import jose
+from tests.admin.helpers import form_data
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, public_pem, rsa_pem
 from tests.loopback import Reply
 
@@ -25,35 +26,6 @@ LIST = reverse("admin:integrations_integration_changelist")
 
 def change_url(integration: Integration) -> str:
     return reverse("admin:integrations_integration_change", args=[integration.pk])
-
-
-def form_data(auth_type: str = "jwt_bearer", **overrides: Any) -> dict[str, Any]:
-    """A complete, valid add/change POST for a jwt_bearer HS256 integration."""
-    data = {
-        "name": "Billing",
-        "slug": "billing",
-        "base_url": "http://127.0.0.1:9/api/",
-        "enabled": "on",
-        "auth_type": auth_type,
-        "shown_type": auth_type,
-        "auth_algorithm": "HS256",
-        "auth_key": HMAC_SECRET,
-        "auth_key_id": "",
-        "auth_claims": '{"iss": "shop", "aud": "billing"}',
-        "auth_lifetime": "300",
-        "auth_clock_skew": "30",
-        "auth_header_name": "Authorization",
-        "auth_scheme": "Bearer",
-        "generate_key": "",
-        "headers": "{}",
-        "timeout": "10",
-        "log_calls": "all",
-        "test_request": '{"method": "GET", "path": "health"}',
-        "ca_bundle": "",
-        "idempotency_header": "",
-    }
-    data.update(overrides)
-    return data
 
 
 def texts(response: Any) -> list[str]:
@@ -80,33 +52,20 @@ def seed(count: int) -> None:
         )
         for n in range(count)
     )
-    rows = []
-    for integration in Integration.objects.all():
-        rows.append(
-            CallLog(
-                integration=integration,
-                source="admin",
-                is_test=True,
-                method="GET",
-                url="http://127.0.0.1:9/",
-                status_code=200,
-                ok=True,
-                duration_ms=5,
-            )
+    CallLog.objects.bulk_create(
+        CallLog(
+            integration=integration,
+            source="admin",
+            is_test=True,
+            method="GET",
+            url="http://127.0.0.1:9/",
+            status_code=status_code,
+            ok=ok,
+            duration_ms=duration_ms,
         )
-        rows.append(
-            CallLog(
-                integration=integration,
-                source="admin",
-                is_test=True,
-                method="GET",
-                url="http://127.0.0.1:9/",
-                status_code=503,
-                ok=False,
-                duration_ms=7,
-            )
-        )
-    CallLog.objects.bulk_create(rows)
+        for integration in Integration.objects.all()
+        for status_code, ok, duration_ms in [(200, True, 5), (503, False, 7)]
+    )
 
 
 def changelist_queries(client: Any, count: int) -> int:
