@@ -26,6 +26,17 @@ BOX_AUD = "https://api.box.com/oauth2/token"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
+def generic_grant(make_integration, auth, claims, **options):
+    """The generic jwt_grant with the test RSA key, trading at ``auth``: how the negative
+    tests send what a preset would, with one of its provider's rules broken."""
+    return make_integration(
+        base_url=f"{auth.server.url}/api/",
+        auth_type="jwt_grant",
+        auth_config={"algorithm": "RS256", "claims": claims, "token_url": auth.url, **options},
+        secrets={"key": rsa_pem()},
+    )
+
+
 # Box -------------------------------------------------------------------------------
 
 
@@ -113,18 +124,7 @@ def test_box_emulator_refuses_broken_rules(server, make_integration, options, re
     auth = box_emulator(server)
     claims = {"iss": "box-client", "sub": "900", "box_sub_type": "enterprise", "aud": BOX_AUD}
     claims.update(options.pop("claims", {}))
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="jwt_grant",
-        auth_config={
-            "algorithm": "RS256",
-            "key_id": "pk1",
-            "claims": claims,
-            "token_url": auth.url,
-            **options,
-        },
-        secrets={"key": rsa_pem()},
-    )
+    generic_grant(make_integration, auth, claims, key_id="pk1", **options)
     auth.form_rule = None
     with pytest.raises(TokenEndpointError, match=reason):
         services.request("billing", "GET", "resource")
@@ -343,17 +343,8 @@ def test_salesforce_jwt_bearer_flow(server, make_integration):
 def test_salesforce_emulator_refuses_a_five_minute_assertion(server, make_integration):
     """Negative: exp 5 minutes ahead is refused; the preset refuses it on save."""
     auth = salesforce_emulator(server)
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="jwt_grant",
-        auth_config={
-            "algorithm": "RS256",
-            "claims": {"iss": "3MVG9consumer", "sub": "api@example.com", "aud": server.url},
-            "lifetime": 300,
-            "token_url": auth.url,
-        },
-        secrets={"key": rsa_pem()},
-    )
+    claims = {"iss": "3MVG9consumer", "sub": "api@example.com", "aud": server.url}
+    generic_grant(make_integration, auth, claims, lifetime=300)
     with pytest.raises(TokenEndpointError, match="too far"):
         services.request("billing", "GET", "resource")
     with pytest.raises(ValidationError, match="at most 180"):
@@ -405,16 +396,8 @@ def test_docusign_emulator_refuses_a_url_audience(server, make_integration):
     """Negative: the generic grant's default aud (the token URL) is refused: DocuSign
     wants the bare host. A non-GUID user id is refused on save."""
     auth = docusign_emulator(server)
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="jwt_grant",
-        auth_config={
-            "algorithm": "RS256",
-            "claims": {"iss": "ik-123", "sub": USER_GUID, "scope": "signature impersonation"},
-            "token_url": auth.url,
-        },
-        secrets={"key": rsa_pem()},
-    )
+    claims = {"iss": "ik-123", "sub": USER_GUID, "scope": "signature impersonation"}
+    generic_grant(make_integration, auth, claims)
     with pytest.raises(TokenEndpointError, match="aud must be"):
         services.request("billing", "GET", "resource")
     with pytest.raises(ValidationError, match="user_id"):
