@@ -6,6 +6,7 @@ so an operator cannot store a configuration the remote will refuse.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -78,12 +79,34 @@ def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, A
     return data
 
 
+def has_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds NaN or ±Infinity anywhere. Python's json reads and writes
+    them, but they are not JSON: PostgreSQL refuses them and other tools choke on them."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_non_finite(item) for item in value)
+    return False
+
+
 @sensitive_variables("secrets")
 def validate_integration(integration: Integration) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
 
     def fail(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
+
+    for field, value in (
+        ("headers", integration.headers),
+        ("test_request", integration.test_request),
+        ("auth", integration.auth_config),
+    ):
+        if has_non_finite(value):
+            fail(field, "NaN and Infinity are not JSON numbers")
+    if errors:
+        return errors
 
     try:
         check_url(integration.base_url or "", "base_url")

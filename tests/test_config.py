@@ -534,6 +534,28 @@ def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
         assert "\n" not in str(exc) and CANARY not in str(exc)
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"auth": {"key_id": float("inf")}}, "auth"),
+        ({"headers": {"X-N": float("nan")}}, "headers"),
+        ({"test_request": {"path": "health", "expect_status": [float("-inf")]}}, "test_request"),
+    ],
+)
+def test_nan_and_infinity_are_refused(tmp_path, change, field):
+    """Python's json accepts NaN and Infinity, JSON and PostgreSQL do not: such an entry
+    is refused naming its field, on every database, instead of failing at the INSERT."""
+    from integrations.config import import_config
+    from integrations.exceptions import InvalidConfiguration
+
+    data = entry()
+    for name, value in change.items():
+        data[name] = {**data[name], **value} if isinstance(data[name], dict) else value
+    with pytest.raises(InvalidConfiguration, match=f"billing: {field}: NaN and Infinity"):
+        import_config({"integrations": [data]}, base_dir=tmp_path)
+    assert not Integration.objects.exists()
+
+
 def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
     """Callers of import_config can tell an unreadable secret source (SecretUnavailable,
     an InvalidConfiguration) from other configuration errors."""
