@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
@@ -130,6 +131,11 @@ def entry_slug(raw: Any, position: int) -> str:
     slug = raw.get("slug")
     if not isinstance(slug, str) or not slug:
         raise InvalidConfiguration("is required", entry=f"entry #{position}", field="slug")
+    try:
+        validate_slug(slug)  # before the slug reaches a query: PostgreSQL refuses NUL
+    except ValidationError as exc:
+        name = slug if slug.isprintable() else f"entry #{position}"
+        raise InvalidConfiguration(" ".join(exc.messages), entry=name, field="slug") from None
     return slug
 
 

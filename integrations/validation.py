@@ -79,16 +79,25 @@ def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, A
     return data
 
 
-def has_non_finite(value: Any) -> bool:
-    """Whether ``value`` holds NaN or ±Infinity anywhere. Python's json reads and writes
-    them, but they are not JSON: PostgreSQL refuses them and other tools choke on them."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
+def unstorable(value: Any) -> str:
+    """Why ``value`` cannot be stored on every database, or "" if it can: NaN and
+    ±Infinity (Python's json reads and writes them; JSON and PostgreSQL do not) and NUL
+    characters (PostgreSQL refuses them in text and jsonb; SQLite would keep them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN and Infinity are not JSON numbers"
+    if isinstance(value, str):
+        return "must not contain NUL characters" if "\x00" in value else ""
     if isinstance(value, dict):
-        return any(has_non_finite(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_non_finite(item) for item in value)
-    return False
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return ""
+    for item in items:
+        problem = unstorable(item)
+        if problem:
+            return problem
+    return ""
 
 
 @sensitive_variables("secrets")
@@ -99,12 +108,16 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
         errors.setdefault(field, []).append(message)
 
     for field, value in (
-        ("headers", integration.headers),
+        ("name", integration.name),
+        ("base_url", integration.base_url),
+        ("ca_bundle", integration.ca_bundle),
+        ("idempotency_header", integration.idempotency_header),
         ("test_request", integration.test_request),
         ("auth", integration.auth_config),
     ):
-        if has_non_finite(value):
-            fail(field, "NaN and Infinity are not JSON numbers")
+        problem = unstorable(value)
+        if problem:
+            fail(field, problem)
     if errors:
         return errors
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -534,24 +535,37 @@ def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
         assert "\n" not in str(exc) and CANARY not in str(exc)
 
 
+NAN_OR_INFINITY = "NaN and Infinity are not JSON numbers"
+NUL = "must not contain NUL characters"
+
+
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("change", "message"),
     [
-        ({"auth": {"key_id": float("inf")}}, "auth"),
-        ({"headers": {"X-N": float("nan")}}, "headers"),
-        ({"test_request": {"path": "health", "expect_status": [float("-inf")]}}, "test_request"),
+        ({"auth": {"key_id": float("inf")}}, f"billing: auth: {NAN_OR_INFINITY}"),
+        (
+            {"test_request": {"path": "health", "expect_status": [float("-inf")]}},
+            f"billing: test_request: {NAN_OR_INFINITY}",
+        ),
+        ({"auth": {"claims": {"iss": "sh\x00op", "aud": "b"}}}, f"billing: auth: {NUL}"),
+        ({"auth": {"claims": {"\x00": "x", "aud": "b"}}}, f"billing: auth: {NUL}"),
+        ({"test_request": {"path": "he\x00alth"}}, f"billing: test_request: {NUL}"),
+        ({"name": "Bill\x00ing"}, f"billing: name: {NUL}"),
+        ({"slug": "bill\x00ing"}, "entry #1: slug: Enter a valid"),
     ],
 )
-def test_nan_and_infinity_are_refused(tmp_path, change, field):
-    """Python's json accepts NaN and Infinity, JSON and PostgreSQL do not: such an entry
-    is refused naming its field, on every database, instead of failing at the INSERT."""
+def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, change, message):
+    """Python's json accepts NaN and Infinity and SQLite keeps NUL characters; JSON and
+    PostgreSQL refuse both. Such an entry is refused naming its field, on every database,
+    instead of failing at the query."""
     from integrations.config import import_config
     from integrations.exceptions import InvalidConfiguration
 
+    monkeypatch.setenv("BILLING_SECRET", HMAC_SECRET)
     data = entry()
     for name, value in change.items():
         data[name] = {**data[name], **value} if isinstance(data[name], dict) else value
-    with pytest.raises(InvalidConfiguration, match=f"billing: {field}: NaN and Infinity"):
+    with pytest.raises(InvalidConfiguration, match=re.escape(message)):
         import_config({"integrations": [data]}, base_dir=tmp_path)
     assert not Integration.objects.exists()
 

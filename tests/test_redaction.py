@@ -156,6 +156,21 @@ def test_redact_text_masks_credentials_and_line_breaks():
     assert "?code=[redacted]&state=[redacted]" in clean and "\\r\\nInjected" in clean
 
 
+def test_nul_is_escaped_in_logged_text_and_urls(server, make_integration):
+    """A NUL in remote text or a URL reaches the call log escaped (or percent-encoded,
+    as requests sends it): PostgreSQL refuses NUL in text, and the row must not be lost
+    for it."""
+    from integrations import services
+    from integrations.http.redaction import redact_text, redact_url
+    from integrations.models import CallLog
+
+    assert redact_text("a\x00b") == "a\\x00b"
+    assert redact_url("https://x.example/a\x00b?q=1") == "https://x.example/a\\x00b?q=…"
+    make_integration(base_url=f"{server.url}/api/")
+    services.request("billing", "GET", "a\x00b")  # sent percent-encoded by requests
+    assert CallLog.objects.get().url.endswith("/api/a%00b")
+
+
 def test_redact_url_keeps_names_not_values():
     """SECURITY 25-26: the logged URL keeps scheme, host, port, path and query names."""
     from integrations.http.redaction import redact_url

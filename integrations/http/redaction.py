@@ -35,10 +35,11 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str, *, limit: int | None = MAX_ERROR_CHARS) -> str:
-    """Mask credential-shaped substrings and query values; escape CR/LF (log injection)."""
+    """Mask credential-shaped substrings and query values; escape CR/LF (log injection)
+    and NUL (PostgreSQL refuses it in text)."""
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(_mask, text)
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = text.replace("\r", "\\r").replace("\n", "\\n").replace("\x00", "\\x00")
     return text if limit is None else text[:limit]
 
 
@@ -63,7 +64,7 @@ def _redact_url(url: str) -> str:
     if port:
         host = f"{host}:{port}"
     query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
-    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+    return urlunsplit((parts.scheme, host, parts.path, query, "")).replace("\x00", "\\x00")
 
 
 @functools.lru_cache(maxsize=1024)
