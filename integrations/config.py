@@ -121,6 +121,12 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
         raise InvalidConfiguration(
             f"{source} is empty (use null to keep the stored secret)", entry=entry, field=field
         )
+    try:
+        text.encode("utf-8")  # a JSON "\\ud800", or an environment holding non-UTF-8 bytes
+    except UnicodeEncodeError:
+        raise InvalidConfiguration(
+            f"{source} is not valid Unicode text", entry=entry, field=field
+        ) from None
     return text
 
 

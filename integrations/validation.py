@@ -81,12 +81,19 @@ def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, A
 
 def unstorable(value: Any) -> str:
     """Why ``value`` cannot be stored on every database, or "" if it can: NaN and
-    ±Infinity (Python's json reads and writes them; JSON and PostgreSQL do not) and NUL
-    characters (PostgreSQL refuses them in text and jsonb; SQLite would keep them)."""
+    ±Infinity (Python's json reads and writes them; JSON and PostgreSQL do not), NUL
+    characters (PostgreSQL refuses them in text and jsonb; SQLite would keep them) and
+    lone surrogates (a JSON file may spell one, "\\ud800"; no UTF-8 database takes it)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN and Infinity are not JSON numbers"
     if isinstance(value, str):
-        return "must not contain NUL characters" if "\x00" in value else ""
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode (a lone surrogate such as \\ud800 is not)"
+        return ""
     if isinstance(value, dict):
         items: list[Any] = [*value.keys(), *value.values()]
     elif isinstance(value, list):

@@ -552,12 +552,14 @@ NUL = "must not contain NUL characters"
         ({"test_request": {"path": "he\x00alth"}}, f"billing: test_request: {NUL}"),
         ({"name": "Bill\x00ing"}, f"billing: name: {NUL}"),
         ({"slug": "bill\x00ing"}, "entry #1: slug: Enter a valid"),
+        ({"name": "Bill\ud800"}, "billing: name: must be valid Unicode"),
+        ({"auth": {"claims": {"iss": "\udc00", "aud": "b"}}}, "billing: auth: must be valid"),
     ],
 )
 def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, change, message):
-    """Python's json accepts NaN and Infinity and SQLite keeps NUL characters; JSON and
-    PostgreSQL refuse both. Such an entry is refused naming its field, on every database,
-    instead of failing at the query."""
+    """Python's json accepts NaN, Infinity and lone surrogates, and SQLite keeps NUL
+    characters; JSON, UTF-8 and PostgreSQL refuse them. Such an entry is refused naming
+    its field, on every database, instead of failing at the query."""
     from integrations.config import import_config
     from integrations.exceptions import InvalidConfiguration
 
@@ -567,6 +569,23 @@ def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, chang
         data[name] = {**data[name], **value} if isinstance(data[name], dict) else value
     with pytest.raises(InvalidConfiguration, match=re.escape(message)):
         import_config({"integrations": [data]}, base_dir=tmp_path)
+    assert not Integration.objects.exists()
+
+
+def test_secret_that_is_not_unicode_text_is_refused(tmp_path, monkeypatch):
+    """A secret spelled with a lone surrogate in the file, or an environment variable
+    holding non-UTF-8 bytes, is refused naming its source (it could not be encrypted)."""
+    from integrations.config import import_config
+    from integrations.exceptions import InvalidConfiguration
+
+    monkeypatch.setenv("NOT_UTF8", "k8Jq2vX9mZ4pL7wR1tY6nB3cF5hD0gS-aE\udcff")
+    for key, source in [
+        ("k8Jq2vX9mZ4pL7wR1tY6nB3cF5hD0gS-aE\ud800", "the value"),
+        ({"env": "NOT_UTF8"}, "environment variable NOT_UTF8"),
+    ]:
+        data = {"integrations": [entry(auth={"key": key})]}
+        with pytest.raises(InvalidConfiguration, match=f"auth.key: {source} is not valid Unicode"):
+            import_config(data, base_dir=tmp_path)
     assert not Integration.objects.exists()
 
 
