@@ -2,9 +2,9 @@
 
 An adapter is the one place every request passes through, whichever session sent it
 and whatever its caller asked for, so the rules that must never be bypassed live here:
-no ``verify=False`` (SECURITY 14), no proxies (they would route around the address
-guard; SECURITY 13), connections only to checked addresses (SECURITY 11), and bodies
-read within the call's deadline and size cap (SECURITY 16-17).
+TLS verification never turned off (SECURITY 14), no proxies (they would route around
+the address guard; SECURITY 13), connections only to checked addresses (SECURITY 11),
+and bodies read within the call's deadline and size cap (SECURITY 16-17).
 """
 
 from __future__ import annotations
