@@ -25,11 +25,23 @@ FAILING_STATUSES = frozenset({429, 500, 502, 503, 504})
 clock = time.monotonic
 
 
+# Errors that say the remote (or its token endpoint) is unreachable or unwell. Others
+# say the request itself was wrong (requests' InvalidURL, InvalidHeader, ...; a refused
+# address; a 4xx other than 429): those are the caller's business and must not shut
+# the integration off for everyone.
+REMOTE_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    TokenError,
+)
+
+
 def is_failure(response: requests.Response | None, error: BaseException | None) -> bool:
-    """Whether a call's outcome says the remote is unwell (not that the request was
-    wrong: a 4xx other than 429, or a refused address, is the caller's business)."""
+    """Whether a call's outcome says the remote is unwell."""
     if error is not None:
-        return isinstance(error, requests.RequestException | TokenError)
+        return isinstance(error, REMOTE_ERRORS)
     return response is not None and response.status_code in FAILING_STATUSES
 
 

@@ -81,12 +81,16 @@ def test_trial_call_after_the_reset_closes_or_reopens(server, make_integration, 
 
 
 def test_connection_errors_count_and_client_errors_do_not(server, make_integration, circuit):
-    """A refused connection is the remote being down; a 404 is the caller's request
-    being wrong and never opens the circuit."""
+    """A refused connection is the remote being down; a 404 or a malformed header is
+    the caller's request being wrong and never opens the circuit."""
     server.route("GET", "/api/missing", lambda r: Reply(404, b""))
     make_integration(base_url=f"{server.url}/api/")
     for _ in range(5):
         assert services.request("billing", "GET", "missing").status_code == 404
+    for _ in range(5):  # a malformed request is the caller's mistake, not an outage
+        with pytest.raises(requests.exceptions.InvalidHeader):
+            services.request("billing", "GET", "missing", headers={"X-Bad": "a\nb"})
+    assert services.request("billing", "GET", "missing").status_code == 404
     make_integration("down", base_url=f"http://127.0.0.1:{closed_port()}/api/")
     for _ in range(3):
         with pytest.raises(requests.ConnectionError):
