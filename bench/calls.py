@@ -113,7 +113,7 @@ def _integration(slug: str, base_url: str, log_calls: str, pem: str) -> None:
 def _log_writer(mode: str) -> None:
     from django.conf import settings
 
-    from integrations.conf import app_settings
+    from integrations.settings import app_settings
 
     settings.INTEGRATIONS_LOG_WRITER = mode
     app_settings.reload()

@@ -37,7 +37,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
-from . import keygen
+from . import keypairs
 from .exceptions import IntegrationError, SecretDecryptionError
 from .forms import (
     MAIN_FIELDS,
@@ -247,9 +247,9 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
-        generated: keygen.KeyPair | None = getattr(form, "generated", None)
+        generated: keypairs.KeyPair | None = getattr(form, "generated", None)
         if generated is not None:
-            label = keygen.KINDS[generated.kind][0]
+            label = keypairs.KINDS[generated.kind][0]
             self.message_user(
                 request,
                 f"Generated an {label} key pair (thumbprint {generated.public.thumbprint}). "

@@ -8,6 +8,6 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, signals  # noqa: F401  (registers checks and receivers)
-        from .http.redaction import install_log_filter
+        from .redaction import install_log_filter
 
         install_log_filter()

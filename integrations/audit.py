@@ -29,9 +29,9 @@ import requests
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from .conf import app_settings
-from .http.redaction import MAX_ERROR_CHARS, redact_text, redact_url
 from .models import CallLog, LogCalls
+from .redaction import MAX_ERROR_CHARS, redact_text, redact_url
+from .settings import app_settings
 
 if TYPE_CHECKING:
     from .http.session import Outcome

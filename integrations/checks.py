@@ -10,9 +10,9 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from .conf import app_settings
 from .crypto import configured_keys, parse_key
 from .exceptions import IntegrationConfigurationError
+from .settings import app_settings
 
 GENERATE_HINT = (
     'Generate one with python -c "from cryptography.fernet import Fernet; '

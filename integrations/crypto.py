@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import app_settings
 from .exceptions import IntegrationConfigurationError, SecretDecryptionError
+from .settings import app_settings
 
 PREFIX = "enc:v1:"
 NONCE_BYTES = 12

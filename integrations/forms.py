@@ -17,7 +17,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import QueryDict
 from django.views.decorators.debug import sensitive_variables
 
-from . import keygen
+from . import keypairs
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .models import Integration
 from .tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
@@ -58,7 +58,7 @@ def key_field(cls: type[TokenProvider]) -> str | None:
 def fingerprint(cls: type[TokenProvider], options: dict[str, Any], name: str, value: str) -> str:
     """A safe, stable identifier of a stored secret: the public key's SHA-256 for a
     private key, else a salted hash that cannot be turned back into the secret."""
-    algorithm = options.get("algorithm") or keygen.usual_algorithm(value)
+    algorithm = options.get("algorithm") or keypairs.usual_algorithm(value)
     if name == key_field(cls) and algorithm:
         try:
             return key_fingerprint(algorithm, value)
@@ -86,7 +86,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["auth_type"].choices = auth_type_choices()  # type: ignore[attr-defined]
-        self.generated: keygen.KeyPair | None = None
+        self.generated: keypairs.KeyPair | None = None
         self.type_switched = False
         if self.provider is None:
             return
@@ -181,7 +181,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.add_error("generate_key", "Either paste a key or generate one, not both.")
                 return None
             algorithm = data.get(PREFIX + "algorithm")
-            label, algorithms = keygen.KINDS[kind]
+            label, algorithms = keypairs.KINDS[kind]
             if algorithm and algorithm not in algorithms:
                 self.add_error(
                     "generate_key",
@@ -189,7 +189,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
                     "choose one of those algorithms or another key type.",
                 )
                 return None
-            self.generated = keygen.generate(kind)
+            self.generated = keypairs.generate(kind)
             submitted[target] = self.generated.private_pem
         stored: dict[str, str] = {}
         if self.instance.pk and self.instance.encrypted_secrets:
@@ -242,7 +242,7 @@ def form_for(auth_type: str) -> type[IntegrationForm]:
         attrs["generate_key"] = forms.ChoiceField(
             label="Generate key pair",
             required=False,
-            choices=[("", "No: use the pasted or stored key"), *keygen.kind_choices()],
+            choices=[("", "No: use the pasted or stored key"), *keypairs.kind_choices()],
             help_text="Creates a new private key, stores it encrypted and shows its public "
             "key to upload to the provider. Replaces the stored key.",
         )

@@ -21,11 +21,11 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 
 from .audit import record_test
-from .conf import app_settings
 from .exceptions import IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
 from .http.session import Outcome
 from .models import CallLog, CallSource, Integration
+from .settings import app_settings
 
 
 @dataclass

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
-from .conf import app_settings
 from .models import CallSource, Integration
 from .runner import summary
+from .settings import app_settings
 
 if TYPE_CHECKING:
     from django.tasks import TaskResult, task

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from integrations.models import Integration
-from integrations.tokens.cache import tokens
+from integrations.tokens.cache import token_cache
 from tests.keys import HMAC_SECRET
 from tests.loopback import LoopbackServer
 
@@ -23,11 +23,11 @@ def _fresh_caches() -> Iterator[None]:
 
     from integrations import services
 
-    tokens.clear()
+    token_cache.clear()
     services._sessions.clear()
     cache.clear()
     yield
-    tokens.clear()
+    token_cache.clear()
     services._sessions.clear()
 
 

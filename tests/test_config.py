@@ -19,6 +19,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations import configfile
 from integrations.models import Integration
 from tests.child import manage_env, run
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, ed25519_pem, rsa_pem
@@ -371,9 +372,8 @@ def test_cli_errors_have_no_traceback(tmp_path):
 def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
     """SPEC import: if another process creates the same slug mid-import, the unique
     constraint's error becomes one readable line and the whole import rolls back."""
-    from integrations import config
 
-    build = config.apply_entry
+    build = configfile.apply_entry
 
     def racing(raw, position, base_dir):
         integration, created = build(raw, position, base_dir)
@@ -382,7 +382,7 @@ def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
             rival.save()
         return integration, created
 
-    monkeypatch.setattr(config, "apply_entry", racing)
+    monkeypatch.setattr(configfile, "apply_entry", racing)
     error = refused(write(tmp_path, entry("billing"), entry("crm")))
     assert "crm: was created by someone else during this import" in str(error)
     assert not Integration.objects.exists()
@@ -395,7 +395,6 @@ def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
 
     from django.views.debug import ExceptionReporter
 
-    from integrations import config
 
     def explode(self, changes):
         raise RuntimeError("storage failed")
@@ -403,7 +402,7 @@ def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
     monkeypatch.setattr(Integration, "update_secrets", explode)
     path = write(tmp_path, entry("billing", auth={"key": HMAC_SECRET}))
     try:
-        config.import_config(config.read_file(path), base_dir=tmp_path)
+        configfile.import_config(configfile.read_file(path), base_dir=tmp_path)
     except RuntimeError:
         report = ExceptionReporter(None, *sys.exc_info()).get_traceback_html()
     assert "apply_auth" in report and "import_config" in report and "base_dir" in report
@@ -526,7 +525,7 @@ def fuzzed_entries(draw: st.DrawFn) -> dict[str, Any]:
 def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
     """SPEC import: whatever JSON an entry holds, import either succeeds or raises
     InvalidConfiguration (one line, no secret): never another exception."""
-    from integrations.config import import_config
+    from integrations.configfile import import_config
     from integrations.exceptions import InvalidConfiguration
 
     try:
@@ -560,7 +559,7 @@ def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, chang
     """Python's json accepts NaN, Infinity and lone surrogates, and SQLite keeps NUL
     characters; JSON, UTF-8 and PostgreSQL refuse them. Such an entry is refused naming
     its field, on every database, instead of failing at the query."""
-    from integrations.config import import_config
+    from integrations.configfile import import_config
     from integrations.exceptions import InvalidConfiguration
 
     monkeypatch.setenv("BILLING_SECRET", HMAC_SECRET)
@@ -575,7 +574,7 @@ def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, chang
 def test_secret_that_is_not_unicode_text_is_refused(tmp_path, monkeypatch):
     """A secret spelled with a lone surrogate in the file, or an environment variable
     holding non-UTF-8 bytes, is refused naming its source (it could not be encrypted)."""
-    from integrations.config import import_config
+    from integrations.configfile import import_config
     from integrations.exceptions import InvalidConfiguration
 
     monkeypatch.setenv("NOT_UTF8", "k8Jq2vX9mZ4pL7wR1tY6nB3cF5hD0gS-aE\udcff")
@@ -592,7 +591,7 @@ def test_secret_that_is_not_unicode_text_is_refused(tmp_path, monkeypatch):
 def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
     """Callers of import_config can tell an unreadable secret source (SecretUnavailable,
     an InvalidConfiguration) from other configuration errors."""
-    from integrations.config import import_config
+    from integrations.configfile import import_config
     from integrations.exceptions import SecretUnavailable
 
     for secret in ({"env": "NOT_SET_ANYWHERE_42"}, {"file": "missing.pem"}):

@@ -143,7 +143,7 @@ def test_canary_and_token_appear_nowhere(server, make_integration, debug_logs, s
 
 def test_redact_text_masks_credentials_and_line_breaks():
     """SECURITY 26: JWTs, bearer values, PEM blocks, query values and CR/LF in remote text."""
-    from integrations.http.redaction import redact_text
+    from integrations.redaction import redact_text
 
     text = (
         "Bearer abcdefgh12345678 eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln "
@@ -161,8 +161,8 @@ def test_nul_is_escaped_in_logged_text_and_urls(server, make_integration):
     as requests sends it): PostgreSQL refuses NUL in text, and the row must not be lost
     for it."""
     from integrations import services
-    from integrations.http.redaction import redact_text, redact_url
     from integrations.models import CallLog
+    from integrations.redaction import redact_text, redact_url
 
     assert redact_text("a\x00b") == "a\\x00b"
     assert redact_url("https://x.example/a\x00b?q=1") == "https://x.example/a\\x00b?q=…"
@@ -173,7 +173,7 @@ def test_nul_is_escaped_in_logged_text_and_urls(server, make_integration):
 
 def test_redact_url_keeps_names_not_values():
     """SECURITY 25-26: the logged URL keeps scheme, host, port, path and query names."""
-    from integrations.http.redaction import redact_url
+    from integrations.redaction import redact_url
 
     assert (
         redact_url("https://u:p@API.example:8443/v1/items?id=7&token=s#frag")

@@ -17,8 +17,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..conf import app_settings
 from ..exceptions import DeadlineExceeded, RequestRefused
+from ..settings import app_settings
 from .bounds import Bounds, WatchedConnectionMixin, check_length, current, read_body, watchdog
 from .guard import GuardedConnectionMixin
 

@@ -9,7 +9,7 @@ import requests
 from requests.auth import AuthBase
 
 from ..tokens.base import Token, TokenProvider
-from ..tokens.cache import tokens
+from ..tokens.cache import token_cache
 
 TOKEN_ATTR = "_integrations_token"
 RETRIED_ATTR = "_integrations_retried"
@@ -34,7 +34,7 @@ class TokenAuth(AuthBase):
         provider = self.provider
         if not provider.cacheable:
             return provider.obtain(self.http, request)
-        return tokens.get(provider.cache_key, lambda: provider.obtain(self.http, None))
+        return token_cache.get(provider.cache_key, lambda: provider.obtain(self.http, None))
 
     def retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
@@ -42,7 +42,7 @@ class TokenAuth(AuthBase):
             return response
         refused: Token | None = getattr(request, TOKEN_ATTR, None)
         if self.provider.cacheable:
-            tokens.invalidate(self.provider.cache_key, refused)
+            token_cache.invalidate(self.provider.cache_key, refused)
         # The adapter has read the body within the size cap (or, when the caller
         # streams, close() drops the unread connection), so this stays bounded.
         response.close()
@@ -51,7 +51,7 @@ class TokenAuth(AuthBase):
         token = self.token_for(retry)
         if refused is not None and token.value == refused.value:
             # Another thread refreshed to the same token already refused: mint anew.
-            tokens.invalidate(self.provider.cache_key, token)
+            token_cache.invalidate(self.provider.cache_key, token)
             token = self.token_for(retry)
         self.provider.authorize(retry, token)
         setattr(retry, TOKEN_ATTR, token)

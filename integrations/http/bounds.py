@@ -25,8 +25,8 @@ import requests
 from requests.exceptions import ChunkedEncodingError, ContentDecodingError, ReadTimeout
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
-from ..conf import app_settings
 from ..exceptions import DeadlineExceeded, ResponseTooLarge
+from ..settings import app_settings
 
 CHUNK = 64 * 1024
 

@@ -18,8 +18,8 @@ import socket
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
-from ..conf import app_settings
 from ..exceptions import RequestRefused
+from ..settings import app_settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

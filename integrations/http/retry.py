@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
-from ..conf import app_settings
+from ..settings import app_settings
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})

@@ -29,13 +29,13 @@ from django.views.decorators.debug import sensitive_variables
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
-from ..conf import app_settings
 from ..exceptions import CircuitOpen, RequestRefused
+from ..redaction import redact_text
+from ..settings import app_settings
 from . import retry as retries
 from .adapter import GuardedAdapter
 from .bounds import Bounds
 from .breaker import CircuitBreaker, is_failure
-from .redaction import redact_text
 
 if TYPE_CHECKING:
     from ..models import Integration

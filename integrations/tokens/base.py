@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
-from ..conf import app_settings
 from ..exceptions import InvalidConfiguration
+from ..settings import app_settings
 from .signing import ALGORITHMS, Signer, load_signing_key, standard_claims
 
 if TYPE_CHECKING:

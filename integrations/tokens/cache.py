@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from django.core.cache import cache
 
-from ..conf import app_settings
 from ..crypto import keyring
 from ..exceptions import IntegrationError, TokenError
+from ..settings import app_settings
 from .base import Token
 
 POLL_INTERVAL = 0.05
@@ -151,4 +151,4 @@ class TokenCache:
         cache.set(key, keyring().encrypt(json.dumps(data), key.encode()), timeout=ttl)
 
 
-tokens = TokenCache()
+token_cache = TokenCache()

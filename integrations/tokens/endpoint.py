@@ -24,6 +24,7 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import IntegrationError, TokenEndpointError, TokenError
+from ..redaction import redact_text
 from .base import JWTProvider, Token
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ DEFAULT_EXPIRES_IN = 600
 
 def clean_remote_text(text: str, *secrets: str) -> str:
     """Remote text made safe for messages: secrets, JWTs and CR/LF removed, capped."""
-    from ..audit import redact_text
-
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")

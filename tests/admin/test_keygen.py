@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from jwcrypto import jwk as jwcrypto_jwk
 
-from integrations import keygen
+from integrations import keypairs
 from integrations.exceptions import InvalidConfiguration
 from integrations.tokens.signing import Signer
 from tests import jose
@@ -27,7 +27,7 @@ def test_generated_pair_signs_and_publishes(kind, algorithm, kty):
     """SECURITY 2: each kind makes a key of the right size/curve; a token it signs
     verifies (joserfc) with the public PEM; the JWK and its RFC 7638 thumbprint match
     jwcrypto's reading of that PEM."""
-    pair = keygen.generate(kind)
+    pair = keypairs.generate(kind)
     assert pair.algorithm == algorithm
     key = serialization.load_pem_private_key(pair.private_pem.encode(), password=None)
     if kty == "RSA":
@@ -47,8 +47,8 @@ def test_generated_pair_signs_and_publishes(kind, algorithm, kty):
 
 def test_public_key_uses_the_configured_kid():
     """A configured key_id becomes the JWK's kid, as it is the token's kid header."""
-    pair = keygen.generate("ec-p256")
-    assert keygen.public_key("ES256", pair.private_pem, "k-2026").jwk["kid"] == "k-2026"
+    pair = keypairs.generate("ec-p256")
+    assert keypairs.public_key("ES256", pair.private_pem, "k-2026").jwk["kid"] == "k-2026"
 
 
 def test_unknown_kind_is_refused_by_name():
@@ -56,7 +56,7 @@ def test_unknown_kind_is_refused_by_name():
     with pytest.raises(
         InvalidConfiguration, match="unknown key type 'rsa-1024'; use one of rsa-2048"
     ):
-        keygen.generate("rsa-1024")
+        keypairs.generate("rsa-1024")
 
 
 def test_shared_secret_has_no_public_key():
@@ -64,7 +64,7 @@ def test_shared_secret_has_no_public_key():
     from tests.keys import CANARY, HMAC_SECRET
 
     with pytest.raises(InvalidConfiguration) as caught:
-        keygen.public_key("HS256", HMAC_SECRET)
+        keypairs.public_key("HS256", HMAC_SECRET)
     assert "has no public key" in str(caught.value) and CANARY not in str(caught.value)
 
 
@@ -73,5 +73,5 @@ def test_shared_secret_has_no_public_key():
 )
 def test_usual_algorithm_reads_the_key_type(kind, algorithm):
     """Presets without an algorithm option still get fingerprints and public keys."""
-    assert keygen.usual_algorithm(keygen.generate(kind).private_pem) == algorithm
-    assert keygen.usual_algorithm("not a key") is None
+    assert keypairs.usual_algorithm(keypairs.generate(kind).private_pem) == algorithm
+    assert keypairs.usual_algorithm("not a key") is None

@@ -13,9 +13,9 @@ from django.test import override_settings
 
 from integrations import services
 from integrations.models import CallLog, Integration
-from integrations.tokens import cache as token_cache
+from integrations.tokens import cache as cache_module
 from integrations.tokens.base import Token
-from integrations.tokens.cache import tokens
+from integrations.tokens.cache import token_cache
 from integrations.tokens.signing import _load_cached, load_signing_key
 from tests import jose
 from tests.keys import HMAC_SECRET, key_for, public_pem, rsa_pem
@@ -88,7 +88,7 @@ def test_fifty_threads_on_an_expired_token_cause_one_mint(server, make_integrati
     auth = SETUPS[flow](server, make_integration, delay=0.3)
     session = services.get_session("billing")
     expired = Token("expired-token", expires_at=time.time() - 1, obtained_at=time.time() - 3600)
-    tokens._local[session.provider.cache_key] = expired
+    token_cache._local[session.provider.cache_key] = expired
     results = fire(50, lambda: session.get("resource").status_code)
     assert results == [200] * 50
     assert auth.mints == 1
@@ -106,7 +106,7 @@ def test_a_token_expiring_mid_run_is_replaced_once(server, make_integration, mon
             # Past exp − margin for the first token, well before the second one's.
             auth.expires_in = 7200
             offset = 3600 - 30
-            monkeypatch.setattr(token_cache, "clock", lambda: time.time() + offset)
+            monkeypatch.setattr(cache_module, "clock", lambda: time.time() + offset)
         assert services.request("billing", "GET", "resource").status_code == 200
         sent.append(server.calls("GET", "/api/resource")[-1].bearer)
     assert auth.mints == 2
@@ -178,7 +178,7 @@ def test_an_admin_edit_takes_effect_at_once(server, make_integration, change):
     integration.save()
     services.request("billing", "GET", "x")
     token = server.requests[-1].bearer
-    assert len([key for key in tokens._local if ":billing:" in key]) == 1  # old one dropped
+    assert len([key for key in token_cache._local if ":billing:" in key]) == 1  # old one dropped
     verify_with = public_pem(rsa_pem() if change == "claims" else new_key)
     _, claims = jose.verify(token, verify_with, "RS256")
     assert claims["iss"] == ("new" if change == "claims" else "old")
@@ -207,7 +207,7 @@ def test_a_waiter_takes_the_token_the_lock_holder_wrote(server, make_integration
 
     def other_process_finishes() -> None:
         time.sleep(0.3)
-        tokens._write_shared(key, shared, 60)
+        token_cache._write_shared(key, shared, 60)
         cache.delete(f"{key}:lock")
 
     threading.Thread(target=other_process_finishes).start()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from integrations import services
-from integrations.config import export_config, import_config
+from integrations.configfile import export_config, import_config
 from tests.keys import public_pem, rsa_pem
 from tests.tokens.emulators import AuthServer, expect
 from tests.tokens.test_presets import SCOPES, key_file

@@ -181,9 +181,9 @@ def test_client_assertion_sends_private_key_jwt(server, make_integration):
     auth.rules.append(expect(aud=auth.url))
     client_assertion_integration(make_integration, server, auth.url)
     assert services.request("billing", "GET", "resource").status_code == 200
-    from integrations.tokens.cache import tokens
+    from integrations.tokens.cache import token_cache
 
-    tokens.clear()
+    token_cache.clear()
     from django.core.cache import cache
 
     cache.clear()

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.config import export_config
+from integrations.configfile import export_config
 from integrations.exceptions import IntegrationError
 
 

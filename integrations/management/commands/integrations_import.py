@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.config import import_config, read_file
+from integrations.configfile import import_config, read_file
 from integrations.exceptions import IntegrationError
 
 

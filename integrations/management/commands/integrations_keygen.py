@@ -6,7 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations import keygen
+from integrations import keypairs
 from integrations.exceptions import IntegrationError
 from integrations.forms import key_field
 from integrations.models import Integration
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument(
             "--kind",
-            choices=list(keygen.KINDS),
+            choices=list(keypairs.KINDS),
             help="key type (default: the usual one for the integration's algorithm)",
         )
         parser.add_argument(
@@ -85,7 +85,7 @@ class Command(BaseCommand):
                 + (": it uses a shared secret" if str(algorithm).startswith("HS") else ""),
                 returncode=2,
             )
-        label, algorithms = keygen.KINDS[kind]
+        label, algorithms = keypairs.KINDS[kind]
         if algorithm and algorithm not in algorithms:
             raise CommandError(
                 f"an {label} key signs {', '.join(algorithms)}, not {algorithm}", returncode=2
@@ -100,7 +100,7 @@ class Command(BaseCommand):
                 "(the provider then needs the new public key)",
                 returncode=2,
             )
-        pair = keygen.generate(kind)
+        pair = keypairs.generate(kind)
         integration.update_secrets({target: pair.private_pem})
         try:
             integration.full_clean()
@@ -116,4 +116,4 @@ class Command(BaseCommand):
 
 def usual_kind(algorithm: str | None) -> str | None:
     """The first key type that signs ``algorithm`` (RSA 2048 for RS256, P-256 for ES256)."""
-    return next((kind for kind, (_, algs) in keygen.KINDS.items() if algorithm in algs), None)
+    return next((kind for kind, (_, algs) in keypairs.KINDS.items() if algorithm in algs), None)

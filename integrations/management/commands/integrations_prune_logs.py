@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.conf import app_settings
 from integrations.logs import prune_call_logs
+from integrations.settings import app_settings
 
 
 class Command(BaseCommand):

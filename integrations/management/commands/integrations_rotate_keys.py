@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.exceptions import IntegrationConfigurationError
-from integrations.keys import rotate_all
+from integrations.rotation import rotate_all
 
 
 def positive_int(text: str) -> int:
