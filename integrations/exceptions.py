@@ -5,6 +5,7 @@ assertion ever reaches ``str(exc)``.
 """
 
 from django.core.exceptions import ImproperlyConfigured
+from requests import ConnectionError as RequestsConnectionError
 from requests import HTTPError, RequestException, Timeout
 
 
@@ -62,6 +63,11 @@ class TokenEndpointError(TokenError, HTTPError):
         self.error = error
         self.error_description = error_description
         super().__init__(message)
+
+
+class TokenEndpointUnreachable(TokenError, RequestsConnectionError):
+    """A token endpoint could not be reached or did not answer (also a
+    requests.ConnectionError, so callers catching requests' errors catch it)."""
 
 
 class RequestRefused(IntegrationError, ValueError):
