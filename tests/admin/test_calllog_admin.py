@@ -10,6 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.admin import calllog, filters
+from integrations.admin.calllog import EstimatedCountPaginator
 from integrations.models import CallLog, Integration
 
 pytestmark = pytest.mark.django_db
@@ -121,9 +123,7 @@ def test_integration_page_shows_its_latest_calls(as_user, make_integration):
 def test_integration_filter_becomes_a_slug_box_when_many(as_user, make_integration, monkeypatch):
     """Past FILTER_LINKS integrations the filter is a slug box that keeps the other
     filters, instead of one link per integration."""
-    from integrations import admin
-
-    monkeypatch.setattr(admin, "FILTER_LINKS", 1)
+    monkeypatch.setattr(filters, "FILTER_LINKS", 1)
     log(make_integration("alpha"))
     log(make_integration("beta"), ok=False)
     client = as_user("viewer")
@@ -136,30 +136,26 @@ def test_integration_filter_becomes_a_slug_box_when_many(as_user, make_integrati
 def test_unfiltered_count_uses_the_planner_estimate_on_postgresql(make_integration, monkeypatch):
     """At millions of rows COUNT(*) costs more than the page: unfiltered on PostgreSQL
     the paginator reads pg_class.reltuples; filtered, it counts exactly."""
-    from integrations import admin
-
     if connection.vendor != "postgresql":
         pytest.skip("the estimate is PostgreSQL's; other databases count exactly")
     integration = make_integration()
     for _ in range(3):
         log(integration)
-    monkeypatch.setattr(admin, "ESTIMATE_ABOVE", -2)
+    monkeypatch.setattr(calllog, "ESTIMATE_ABOVE", -2)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT reltuples::bigint FROM pg_class WHERE oid = 'integrations_calllog'::regclass"
         )
         estimate = cursor.fetchone()[0]
     with CaptureQueriesContext(connection) as captured:
-        assert admin.EstimatedCountPaginator(CallLog.objects.all(), 50).count == estimate
+        assert EstimatedCountPaginator(CallLog.objects.all(), 50).count == estimate
     assert not any("COUNT(" in q["sql"] for q in captured.captured_queries)
-    assert admin.EstimatedCountPaginator(CallLog.objects.filter(ok=True), 50).count == 3
+    assert EstimatedCountPaginator(CallLog.objects.filter(ok=True), 50).count == 3
 
 
 def test_count_is_exact_elsewhere(make_integration):
     """Off PostgreSQL (or filtered, or small) the paginator counts exactly."""
-    from integrations import admin
-
     integration = make_integration()
     for _ in range(3):
         log(integration)
-    assert admin.EstimatedCountPaginator(CallLog.objects.all(), 50).count == 3
+    assert EstimatedCountPaginator(CallLog.objects.all(), 50).count == 3

@@ -1,0 +1,76 @@
+"""List filters of the integration and call log admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+
+from ..models import CallLog, Integration
+from ..tokens import PROVIDERS
+
+# Past this many integrations the call log's integration filter is a slug box.
+FILTER_LINKS = 50
+
+
+def last_test(field: str) -> Subquery:
+    """``field`` of the integration's newest test call, as a correlated subquery."""
+    latest = CallLog.objects.filter(integration=OuterRef("pk"), is_test=True).order_by(
+        "-created_at", "-id"
+    )
+    return Subquery(latest.values(field)[:1])
+
+
+class LastTestFilter(admin.SimpleListFilter):
+    title = "last test"
+    parameter_name = "last_test"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("ok", "Passed"), ("failed", "Failed"), ("never", "Never run")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in {"ok", "failed"}:
+            annotated: QuerySet[Any] = queryset.annotate(last_test_ok=last_test("ok"))
+            return annotated.filter(last_test_ok=value == "ok")
+        if value == "never":
+            return queryset.filter(last_test_id__isnull=True)
+        return queryset
+
+
+class AuthTypeFilter(admin.SimpleListFilter):
+    title = "auth type"
+    parameter_name = "auth_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(name, cls.label) for name, cls in sorted(PROVIDERS.items())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(auth_type=self.value()) if self.value() else queryset
+
+
+class IntegrationFilter(admin.SimpleListFilter):
+    """Links to each integration while they are few; past ``FILTER_LINKS`` a slug box,
+    since a thousand links help nobody and took longer to render than the page."""
+
+    title = "integration"
+    parameter_name = "integration"
+    template = "admin/integrations/calllog/integration_filter.html"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        choices = list(
+            Integration.objects.order_by("name").values_list("slug", "name")[: FILTER_LINKS + 1]
+        )
+        self.as_box = len(choices) > FILTER_LINKS
+        self.other_params = [
+            (name, value)
+            for name, values in request.GET.lists()
+            for value in values
+            if name not in {self.parameter_name, "p"}
+        ]
+        return choices
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(integration__slug=self.value()) if self.value() else queryset

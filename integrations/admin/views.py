@@ -1,0 +1,165 @@
+"""The integration admin's test calls and token preview: the change page's button, the
+list action and the preview page.
+
+A test call reaches another company's API with the stored credentials: it needs
+``integrations.run_test_call`` and a CSRF-checked POST (security.md #28).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from ..exceptions import IntegrationError
+from ..models import CallLog, CallSource, Integration
+from ..services import run_test_for
+from ..tasks import enqueue_tests
+from ..tokens import preview as token_preview
+
+# More selected than this and the bulk action queues background tasks instead of
+# holding the request open for every call.
+BACKGROUND_THRESHOLD = 5
+
+
+def describe(row: CallLog) -> str:
+    """One line for an operator: 'ok, 200 in 12 ms' or 'failed (503, 12 ms): <error>'."""
+    status = row.status_code if row.status_code is not None else "no response"
+    if row.ok:
+        return f"ok, {status} in {row.duration_ms} ms"
+    return f"failed ({status}, {row.duration_ms} ms): {row.error or 'unexpected response'}"
+
+
+def claim_times(claims: dict[str, Any]) -> list[tuple[str, str]]:
+    """iat/nbf/exp as UTC times relative to now, for an operator checking a lifetime."""
+    now = time.time()
+    times = []
+    for name in ("iat", "nbf", "exp"):
+        value = claims.get(name)
+        if isinstance(value, int | float):
+            when = datetime.datetime.fromtimestamp(value, datetime.UTC)
+            offset = int(value - now)
+            relative = f"in {offset} s" if offset >= 0 else f"{-offset} s ago"
+            times.append((name, f"{when:%Y-%m-%d %H:%M:%S} UTC ({relative})"))
+    return times
+
+
+def run_test(integration: Integration) -> CallLog:
+    return run_test_for(integration, source=CallSource.ADMIN)
+
+
+class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The test-call and preview views, their URLs and the "Run test call" action; the
+    integration admin builds on it."""
+
+    def has_run_test_call_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(f"{self.opts.app_label}.run_test_call"))
+
+    @admin.action(permissions=["run_test_call"], description="Run test call")
+    def run_test_calls(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        integrations = list(queryset.order_by("name"))
+        if len(integrations) > BACKGROUND_THRESHOLD:
+            results = enqueue_tests(integrations, source=CallSource.ADMIN)
+            pending = 0
+            for integration, result in zip(integrations, results, strict=True):
+                if result.is_finished and result.return_value is not None:
+                    summary = result.return_value
+                    self.report_summary(request, integration, summary)
+                else:
+                    pending += 1
+            if pending:
+                self.message_user(
+                    request,
+                    f"Queued {pending} test calls in the background; their results will "
+                    "appear in the call log.",
+                    messages.INFO,
+                )
+            return
+        for integration in integrations:
+            self.report(request, integration, run_test(integration))
+
+    def report(self, request: HttpRequest, integration: Integration, row: CallLog) -> None:
+        level = messages.SUCCESS if row.ok else messages.ERROR
+        self.message_user(request, f"{integration}: {describe(row)}", level)
+
+    def report_summary(
+        self, request: HttpRequest, integration: Integration, summary: dict[str, Any]
+    ) -> None:
+        row = CallLog(
+            ok=summary["ok"],
+            status_code=summary["status_code"],
+            duration_ms=summary["duration_ms"] or 0,
+            error=summary["error"] or "",
+        )
+        self.report(request, integration, row)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/test/", view(self.test_view), name="integrations_integration_test"
+            ),
+            path(
+                "<path:object_id>/preview/",
+                view(self.preview_view),
+                name="integrations_integration_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_object_or_404(self, request: HttpRequest, object_id: str) -> Integration:
+        integration: Integration | None = self.get_object(request, unquote(object_id))
+        if integration is None:
+            raise Http404(f"No integration with id {object_id!r}")
+        return integration
+
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST only, CSRF-checked by admin_view, and refused before any call is made
+        without the permission (security.md #28)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_run_test_call_permission(request):
+            raise PermissionDenied
+        integration = self.get_object_or_404(request, object_id)
+        self.report(request, integration, run_test(integration))
+        return HttpResponseRedirect(
+            reverse("admin:integrations_integration_change", args=[integration.pk])
+        )
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        integration = self.get_object_or_404(request, object_id)
+        if not self.has_view_permission(request, integration):
+            raise PermissionDenied
+        preview: dict[str, Any] | None = None
+        error = ""
+        try:
+            preview = token_preview(integration)
+        except (IntegrationError, NotImplementedError) as exc:
+            error = str(exc) or "this auth type cannot preview its token"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Token preview: {integration}",
+            "opts": self.opts,
+            "original": integration,
+            "preview": preview,
+            "header_json": json.dumps(preview["header"], indent=2) if preview else "",
+            "claims_json": json.dumps(preview["claims"], indent=2) if preview else "",
+            "times": claim_times(preview["claims"]) if preview else [],
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/integrations/integration/preview.html", context)
