@@ -37,6 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "USER_AGENT": "django-integrations/0.1",
     # The Tasks API queue that background test calls go to (integrations.tasks).
     "TASK_QUEUE": "default",
+    # Health (integrations.health): this many failed test calls in a row make an
+    # integration `failing`; one success makes it `ok` again.
+    "HEALTH_FAILURES": 2,
+    # The bearer token that lets a monitor read GET integrations/health ("" = staff only).
+    "HEALTH_TOKEN": "",
+    # Where health changes are sent, one digest per test run: a URL that gets a JSON
+    # POST, and e-mail addresses (a comma list or a list). "" sends nothing.
+    "ALERT_WEBHOOK": "",
+    "ALERT_EMAILS": "",
 }
 
 

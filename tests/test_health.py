@@ -1,0 +1,245 @@
+"""integrations.health: health from test calls, transitions, the alert digest
+(docs/reference.md, Operations; security.md #39)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core import mail
+from django.test import override_settings
+
+from integrations import health
+from integrations.health import FAILING, OK, UNKNOWN, classify, health_of, observe
+from integrations.models import CallLog
+from integrations.signals import health_changed
+from integrations.testcalls import run_test, run_tests
+from tests.keys import CANARY
+from tests.loopback import Reply
+
+pytestmark = pytest.mark.django_db
+
+TEST_REQUEST = {"method": "GET", "path": "health", "expect_status": [200]}
+
+
+@pytest.mark.parametrize(
+    ("newest_first", "failures", "expected"),
+    [
+        ([], 2, UNKNOWN),
+        ([None, None], 2, UNKNOWN),
+        ([True], 2, OK),
+        ([False], 2, UNKNOWN),
+        ([False, True], 2, OK),
+        ([False, False], 2, FAILING),
+        ([False, False, True], 2, FAILING),
+        ([True, False, False], 2, OK),
+        ([False], 1, FAILING),
+        ([False, False, True], 3, OK),
+        ([False, False, False], 3, FAILING),
+    ],
+)
+def test_classify(newest_first, failures, expected):
+    """N failed test calls in a row are failing; one success among them is ok."""
+    assert classify(newest_first, failures) == expected
+
+
+@pytest.fixture
+def remote(server):
+    """A remote whose health endpoint answers with ``remote.status``; a failure's body
+    holds the canary, which no alert may repeat (security.md #39)."""
+
+    class Remote:
+        status = 200
+
+    def answer(request):
+        if Remote.status == 200:
+            return Reply(200, {"ok": True})
+        return Reply(Remote.status, {"error": f"remote body {CANARY}"})
+
+    server.route("GET", "/api/health", answer)
+    server.route("POST", "/hook", lambda r: Reply(204))
+    Remote.server = server
+    return Remote
+
+
+@pytest.fixture
+def alerts(server, settings):
+    """Alerts to the loopback webhook (a secret in its query, as chat webhooks have) and
+    two addresses; no retry waits."""
+    settings.INTEGRATIONS_ALERT_WEBHOOK = f"{server.url}/hook?token={CANARY}"
+    settings.INTEGRATIONS_ALERT_EMAILS = "ops@example.com, oncall@example.com"
+    settings.INTEGRATIONS_RETRY_BACKOFF = 0
+    return server
+
+
+def posted(server):
+    return [json.loads(r.body) for r in server.calls("POST", "/hook")]
+
+
+def test_exactly_one_post_per_transition(remote, alerts, make_integration):
+    """unknown -> ok, one failure (no alert), a second (ok -> failing), more failures
+    (no alert), a success (failing -> ok): three transitions, three POSTs."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    assert health_of(integration) == UNKNOWN
+    seen = []
+    for status in (200, 500, 500, 500, 200, 200):
+        remote.status = status
+        changes = observe([run_test(integration, source="command")])
+        seen.append([(c.old, c.new) for c in changes])
+    assert seen == [[(UNKNOWN, OK)], [], [(OK, FAILING)], [], [(FAILING, OK)], []]
+    bodies = posted(alerts)
+    assert [[(c["old"], c["new"]) for c in b["changes"]] for b in bodies] == [
+        [(UNKNOWN, OK)], [(OK, FAILING)], [(FAILING, OK)]
+    ]
+    assert len(mail.outbox) == 3
+    assert health_of(integration) == OK
+
+
+def test_alert_carries_only_the_summary(remote, alerts, make_integration):
+    """security.md #39: slug, account, old, new, when, status code, error class; no
+    secret, query value or remote body in the POST or the mail."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    remote.status = 500
+    observe([run_test(integration, source="command")])
+    observe([run_test(integration, source="command")])
+    (body,) = posted(alerts)
+    (change,) = body["changes"]
+    assert set(change) == {
+        "slug", "account", "old", "new", "when", "status_code", "error_class"
+    }
+    assert change["slug"] == "billing" and change["account"] is None
+    assert (change["old"], change["new"]) == (UNKNOWN, FAILING)
+    assert change["status_code"] == 500 and change["error_class"] == "UnexpectedStatus"
+    assert body["failing"] == 1 and body["recovered"] == 0
+    request = alerts.calls("POST", "/hook")[0]
+    assert request.headers["Content-Type"] == "application/json"
+    assert "Authorization" not in request.headers
+    (message,) = mail.outbox
+    assert message.to == ["ops@example.com", "oncall@example.com"]
+    assert message.subject == "[integrations] billing is failing (was unknown)"
+    for text in (request.body.decode(), message.subject, message.body):
+        assert CANARY not in text and "remote body" not in text
+
+
+def test_error_class_is_the_exception_name_only(remote, alerts, make_integration):
+    """A connection failure is named by its class, never its message (which holds the
+    host and port; security.md #39)."""
+    integration = make_integration(
+        base_url="http://127.0.0.1:9/api/", test_request=TEST_REQUEST
+    )
+    with override_settings(INTEGRATIONS_HEALTH_FAILURES=1, INTEGRATIONS_RETRY_TOTAL=0):
+        (change,) = observe([run_test(integration, source="command")])
+    alert = change.as_alert()
+    assert alert["status_code"] is None
+    assert alert["error_class"] in {"ConnectionError", "NewConnectionError"}
+    assert "127.0.0.1" not in json.dumps(posted(alerts))
+
+
+def test_many_transitions_in_one_run_are_one_digest(remote, alerts, make_integration):
+    """Many integrations failing at once: one POST and one mail for the run."""
+    integrations = [
+        make_integration(slug, base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST)
+        for slug in ("billing", "crm", "shipping")
+    ]
+    remote.status = 500
+    with override_settings(INTEGRATIONS_HEALTH_FAILURES=1):
+        changes = observe(run_tests(integrations, source="command", parallel=3))
+    assert sorted(c.integration.slug for c in changes) == ["billing", "crm", "shipping"]
+    (body,) = posted(alerts)
+    assert [c["slug"] for c in body["changes"]] == ["billing", "crm", "shipping"]
+    assert body["failing"] == 3
+    (message,) = mail.outbox
+    assert "3 integrations changed health" in message.subject
+    assert all(slug in message.body for slug in ("billing", "crm", "shipping"))
+
+
+def test_signal_carries_the_transition(remote, make_integration):
+    """health_changed(sender, integration, account, old, new, call_log), with no alert
+    configured: the signal alone."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    health_changed.connect(receiver)
+    try:
+        result = run_test(integration, source="command")
+        observe([result])
+    finally:
+        health_changed.disconnect(receiver)
+    (event,) = received
+    assert event["integration"] == integration and event["account"] is None
+    assert (event["old"], event["new"]) == (UNKNOWN, OK)
+    assert event["call_log"].pk == result.log_id
+    assert remote.server.calls("POST", "/hook") == [] and mail.outbox == []
+
+
+def test_an_older_result_changes_nothing(remote, make_integration):
+    """A result that is no longer the newest test call (a later run logged another) is
+    that later run's to report."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    first = run_test(integration, source="command")
+    run_test(integration, source="command")
+    assert observe([first]) == []
+
+
+def test_unlogged_result_changes_nothing(db):
+    """Health is read from the call log: a result without a row changes nothing."""
+    from integrations.testcalls import TestResult
+
+    assert observe([TestResult.missing(1)]) == []
+
+
+def test_webhook_retries_then_delivers(server, settings, make_integration):
+    """A 503 from the webhook is retried; the digest arrives once."""
+    answers = iter([Reply(503), Reply(200)])
+    server.route("POST", "/hook", lambda r: next(answers))
+    settings.INTEGRATIONS_RETRY_BACKOFF = 0
+    settings.INTEGRATIONS_ALERT_WEBHOOK = f"{server.url}/hook"
+    outcome = health.post_alert.call({"changes": []})
+    assert outcome == {"sent": True, "attempts": 2, "status_code": 200}
+    assert len(server.calls("POST", "/hook")) == 2
+
+
+def test_webhook_down_never_breaks_the_run(remote, settings, make_integration, caplog):
+    """The webhook unreachable: the run still returns its transitions; the log names
+    the error class, never the webhook URL (which may hold a secret)."""
+    settings.INTEGRATIONS_ALERT_WEBHOOK = f"http://127.0.0.1:9/hook?token={CANARY}"
+    settings.INTEGRATIONS_RETRY_BACKOFF = 0
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    (change,) = observe([run_test(integration, source="command")])
+    assert change.new == OK
+    assert "webhook failed after 3 attempt(s): ConnectionError" in caplog.text
+    assert CANARY not in caplog.text and "127.0.0.1:9" not in caplog.text
+
+
+def test_webhook_goes_through_the_address_guard(server, settings):
+    """security.md #39: the guarded session refuses a private address unless allowed."""
+    server.route("POST", "/hook", lambda r: Reply(204))
+    settings.INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = False
+    settings.INTEGRATIONS_RETRY_BACKOFF = 0
+    settings.INTEGRATIONS_ALERT_WEBHOOK = f"{server.url}/hook"
+    outcome = health.post_alert.call({"changes": []})
+    assert outcome["sent"] is False
+    assert server.calls("POST", "/hook") == []
+
+
+def test_health_of_counts_only_test_calls(make_integration):
+    """Calls from application code never change health: only test calls do."""
+    integration = make_integration()
+    for ok in (False, False):
+        CallLog.objects.create(
+            integration=integration, source="api", method="GET", url="x", ok=ok
+        )
+    assert health_of(integration) == UNKNOWN
