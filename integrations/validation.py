@@ -7,76 +7,37 @@ so an operator cannot store a configuration the remote will refuse.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import InvalidConfiguration, SecretDecryptionError
-from .tokens import provider_class
+from .tokens.base import TokenProvider
+from .tokens.headers import HEADER_NAME
+from .tokens.registry import auth_errors, build_provider, provider_class, with_defaults
 from .tokens.signing import ALGORITHMS
+from .urlpaths import check_url
 
 if TYPE_CHECKING:
     from .models import Integration
-    from .tokens import TokenProvider
 
-# RFC 9110 §5.6.2 token characters.
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Also the names other modules import from here (mypy strict wants them listed).
+__all__ = [
+    "HEADER_NAME",
+    "HTTP_METHODS",
+    "auth_errors",
+    "auth_structure_errors",
+    "build_provider",
+    "check_headers",
+    "check_test_request",
+    "check_url",
+    "option_names",
+    "unstorable",
+    "validate_integration",
+    "with_defaults",
+]
+
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-
-def check_url(url: str, field: str) -> None:
-    """http/https with a host and no user:pass@ (SECURITY 10)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a malformed port)
-    except ValueError:
-        raise InvalidConfiguration("not a valid URL", field=field) from None
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
-        raise InvalidConfiguration("must not contain spaces or control characters", field=field)
-    if parts.scheme not in {"http", "https"}:
-        raise InvalidConfiguration("must be an http or https URL", field=field)
-    if not parts.hostname:
-        raise InvalidConfiguration("has no host", field=field)
-    if parts.username is not None or parts.password is not None:
-        raise InvalidConfiguration(
-            "must not contain user:password@ (credentials belong in the auth settings)",
-            field=field,
-        )
-
-
-@sensitive_variables("options", "form")
-def auth_errors(
-    auth_type: str, options: dict[str, Any]
-) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Validate auth options (secrets included) with the type's Options form."""
-    try:
-        cls = provider_class(auth_type)
-    except InvalidConfiguration as exc:
-        return {"auth.type": [exc.message]}, {}
-    form_class: Any = cls.Options  # django-stubs cannot type a form class held in a ClassVar
-    form = form_class(data=with_defaults(form_class, options))
-    if form.is_valid():
-        return {}, form.cleaned_data
-    errors = {
-        f"auth.{name}" if name != "__all__" else "auth": [str(m) for m in messages]
-        for name, messages in form.errors.items()
-    }
-    return errors, {}
-
-
-@sensitive_variables("options", "data")
-def with_defaults(form_class: type[Any], options: dict[str, Any]) -> dict[str, Any]:
-    """Options with each absent field at its ``initial``: a configuration file states
-    only what differs from the defaults, and a bound form would read absent as empty."""
-    data: dict[str, Any] = {}
-    for name, field in form_class.base_fields.items():
-        initial = field.initial() if callable(field.initial) else field.initial
-        if initial is not None:
-            data[name] = initial
-    data.update({name: value for name, value in options.items() if value is not None})
-    return data
 
 
 def unstorable(value: Any) -> str:
@@ -224,14 +185,3 @@ def check_test_request(test_request: Any, fail: Any) -> None:
         isinstance(code, int) and 100 <= code <= 599 for code in expect
     ):
         fail("test_request", "expect_status must be a list of HTTP status codes")
-
-
-@sensitive_variables("secrets", "cleaned")
-def build_provider(integration: Integration) -> TokenProvider:
-    """The integration's token provider, from validated options and decrypted secrets."""
-    secrets = integration.get_secrets()
-    errors, cleaned = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
-    if errors:
-        field, messages = next(iter(errors.items()))
-        raise InvalidConfiguration(messages[0], field=field, entry=integration.slug)
-    return provider_class(integration.auth_type)(integration, cleaned)

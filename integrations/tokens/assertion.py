@@ -15,7 +15,6 @@ from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
-from .registry import register
 from .signing import standard_claims
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ class ClientAssertionOptions(JWTOptions):
         return params
 
 
-@register
 class ClientAssertionProvider(TokenEndpointProvider):
     type = "client_assertion"
     label = "Client assertion, private_key_jwt (RFC 7523 §2.2)"

@@ -10,9 +10,10 @@ it on outgoing requests. Hooks, in the order they run:
 - ``authorize(request, token)``: put the token on the outgoing request.
 
 Generic flows (``jwt_bearer``, ``jwt_grant``, ``client_assertion``, ``jwt_exchange``)
-override ``obtain``; presets are thin subclasses of a flow that override
-``map_options``, declare their fields and published rules in an ``Options`` form, and
-name their secrets in ``secret_fields``.
+override ``obtain``; presets (``preset.Preset``) are small declarations over a flow.
+
+Providers know nothing of models, HTTP sessions or the call log: the integration is
+duck-typed (``IntegrationLike``) and token endpoints get a session passed in.
 """
 
 from __future__ import annotations
@@ -21,23 +22,76 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict, cast
 
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InvalidConfiguration
 from ..settings import app_settings
+from ..urlpaths import check_url
 from .signing import ALGORITHMS, Signer, load_signing_key, standard_claims
 
 if TYPE_CHECKING:
     import requests
 
-    from ..models import Integration
-
 
 # Named outside the classes: inside them, ``type`` is the auth type's name.
 OptionsForm = type[forms.Form]
+# The longest token a generic flow mints, in seconds: a user who may edit an integration
+# must not be able to have the organisation's key sign a token for years (security.md
+# #30). Presets keep their provider's lower caps.
+MAX_LIFETIME = 3600
+
+
+class IntegrationLike(Protocol):
+    """What a provider reads of an integration (``models.Integration`` has it all)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def auth_fingerprint(self) -> str: ...
+    @property
+    def auth_type(self) -> str: ...
+    @property
+    def auth_config(self) -> Any: ...
+    @property
+    def test_request(self) -> Any: ...
+    # The CA bundle the session passed to ``obtain`` trusts for the token endpoint.
+    @property
+    def ca_bundle(self) -> str: ...
+
+    def get_secrets(self) -> dict[str, str]: ...
+
+
+class FlowOptions(TypedDict, total=False):
+    """A generic flow's options after ``map_options``: what ``self.options`` holds."""
+
+    algorithm: str
+    key: str
+    key_id: str
+    claims: dict[str, Any]
+    lifetime: int
+    clock_skew: int
+    # jwt_bearer
+    header_name: str
+    scheme: str
+    # jwt_grant, client_assertion
+    token_url: str
+    scope: str
+    # client_assertion
+    client_id: str
+    audience: str
+    params: dict[str, str]
+    # jwt_exchange
+    exchange_url: str
+    exchange_method: str
+    token_field: str
+    expires_field: str
 
 
 @dataclass(frozen=True)
@@ -77,9 +131,6 @@ class URLField(forms.CharField):
     def clean(self, value: Any) -> Any:
         value = super().clean(value)
         if value:
-            # Imported here: validation imports this package at module level.
-            from ..validation import check_url
-
             try:
                 check_url(value, "url")
             except InvalidConfiguration as exc:
@@ -103,17 +154,6 @@ def check_key(
             form.add_error(key_field, exc.message)
 
 
-def check_cap(form: forms.Form, lifetime: int | None, cap: int, *, skew: int = 0) -> None:
-    """Refuse a lifetime past a provider's cap. ``skew``: the provider measures the cap
-    from ``iat``, which is backdated by that many seconds."""
-    if lifetime and lifetime + skew > cap:
-        what = f"lifetime + {skew} s of iat backdating" if skew else "lifetime"
-        form.add_error(
-            "lifetime",
-            f"{what} must be at most {cap} seconds for this provider; got {lifetime + skew}",
-        )
-
-
 class JWTOptions(forms.Form):
     """Options every JWT-minting flow shares; flows add theirs."""
 
@@ -126,7 +166,12 @@ class JWTOptions(forms.Form):
         help_text='Copied into every token, e.g. {"iss": "shop", "aud": "billing"}; '
         '"nbf": true and "jti": true add those claims.',
     )
-    lifetime = forms.IntegerField(min_value=1, initial=300, help_text="Seconds.")
+    lifetime = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_LIFETIME,
+        initial=300,
+        help_text=f"Seconds; at most {MAX_LIFETIME}.",
+    )
     clock_skew = forms.IntegerField(
         min_value=0,
         max_value=300,
@@ -153,38 +198,6 @@ class JWTOptions(forms.Form):
         return data
 
 
-def lifetime_field(initial: int, cap: int) -> forms.IntegerField:
-    return forms.IntegerField(
-        min_value=1,
-        initial=initial,
-        required=False,
-        help_text=f"Seconds; at most {cap} for this provider.",
-    )
-
-
-class PresetOptions(forms.Form):
-    """A preset's own fields. Subclasses declare them and the provider's rules: which
-    algorithm its key must suit, the lifetime cap and whether the provider measures it
-    from ``iat`` (backdated by ``clock_skew``) or from now."""
-
-    key_algorithm: ClassVar[str] = "RS256"
-    key_field: ClassVar[str] = "private_key"
-    clock_skew: ClassVar[int] = 30
-    max_lifetime: ClassVar[int]
-    cap_from_iat: ClassVar[bool] = False
-
-    @sensitive_variables()
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if self.key_field:
-            check_key(self, data, self.key_algorithm, self.key_field)
-        if not data.get("lifetime") and "lifetime" in self.fields:
-            data["lifetime"] = self.fields["lifetime"].initial
-        skew = self.clock_skew if self.cap_from_iat else 0
-        check_cap(self, data.get("lifetime"), self.max_lifetime, skew=skew)
-        return data
-
-
 class TokenProvider:
     """Base of every auth type. ``options`` are cleaned ``Options`` data, secrets included,
     mapped by ``map_options`` onto the generic flow's options."""
@@ -193,11 +206,16 @@ class TokenProvider:
     Options: ClassVar[OptionsForm]
     type: ClassVar[str]
     secret_fields: ClassVar[tuple[str, ...]] = ("key",)
+    # The secret option a generated key pair fills (the admin's "Generate key pair"),
+    # None when the type's key cannot be generated (a shared secret, a key file).
+    generated_key_field: ClassVar[str | None] = None
+    # True for the presets of specific providers, False for the generic flows.
+    is_preset: ClassVar[bool] = False
     # False for flows that need a new token per request (e.g. a claim over the URL).
     cacheable: ClassVar[bool] = True
 
     @sensitive_variables()
-    def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
+    def __init__(self, integration: IntegrationLike, options: dict[str, Any]) -> None:
         self.integration = integration
         self.slug = integration.slug
         self.base_url = integration.base_url
@@ -210,9 +228,9 @@ class TokenProvider:
         return f"<{type(self).__name__} {self.slug!r}>"
 
     @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+    def map_options(self, options: dict[str, Any]) -> FlowOptions:
         """The generic flow's options from this type's own (presets override this)."""
-        return options
+        return cast(FlowOptions, options)  # cleaned by the flow's own Options form
 
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
         """Mint or fetch a new token. ``request`` is given only when not ``cacheable``."""
@@ -235,12 +253,13 @@ class JWTProvider(TokenProvider):
     """A provider that signs JWTs: builds one ``Signer`` and the standard claims."""
 
     Options: ClassVar[OptionsForm] = JWTOptions
+    generated_key_field: ClassVar[str | None] = "key"
     always_jti: ClassVar[bool] = False
     # How the JWT travels, for previews: "sent as ...".
     delivery: ClassVar[str] = ""
 
     @sensitive_variables()
-    def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
+    def __init__(self, integration: IntegrationLike, options: dict[str, Any]) -> None:
         super().__init__(integration, options)
         self.signer = self.build_signer()
         self._last_minted = b""

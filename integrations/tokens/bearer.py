@@ -8,7 +8,7 @@ from django import forms
 from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, JWTProvider, OptionsForm, Token
-from .registry import register
+from .headers import header_name_problem, scheme_problem
 
 if TYPE_CHECKING:
     import requests
@@ -20,8 +20,24 @@ class BearerOptions(JWTOptions):
         initial="Bearer", required=False, help_text="Empty sends the bare token."
     )
 
+    def clean_header_name(self) -> str:
+        """An HTTP token that is not a hop-by-hop, routing or cookie header: no CR/LF
+        injection, no ``Host`` (security.md #40)."""
+        name = self.cleaned_data.get("header_name") or ""
+        problem = header_name_problem(name) if name else ""
+        if problem:
+            raise forms.ValidationError(problem)
+        return name
 
-@register
+    def clean_scheme(self) -> str:
+        """An RFC 9110 auth-scheme token (or empty): no spaces, no CR/LF injection."""
+        scheme = self.cleaned_data.get("scheme") or ""
+        problem = scheme_problem(scheme)
+        if problem:
+            raise forms.ValidationError(problem)
+        return scheme
+
+
 class BearerProvider(JWTProvider):
     type = "jwt_bearer"
     label = "JWT bearer (signed JWT on every call)"

@@ -16,19 +16,16 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 from django.views.decorators.debug import sensitive_variables
 
-from ..exceptions import IntegrationError, TokenEndpointError, TokenError
+from ..exceptions import IntegrationError, TokenEndpointError, TokenEndpointUnreachable, TokenError
 from ..redaction import redact_text
-from .base import JWTProvider, Token
-
-if TYPE_CHECKING:
-    from ..models import Integration
+from .base import IntegrationLike, JWTProvider, Token
 
 # A token answer is a few KB; anything far larger is not one.
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
@@ -94,7 +91,7 @@ class TokenEndpointProvider(JWTProvider):
     expires_field: ClassVar[str] = ""
 
     @sensitive_variables()
-    def __init__(self, integration: Integration, options: dict[str, Any]) -> None:
+    def __init__(self, integration: IntegrationLike, options: dict[str, Any]) -> None:
         super().__init__(integration, options)
         self.endpoint = self.endpoint_url()
 
@@ -182,7 +179,8 @@ class TokenEndpointProvider(JWTProvider):
             raise
         except requests.RequestException as exc:
             detail = clean_remote_text(str(exc), assertion)
-            raise TokenError(
+            # Also a requests.ConnectionError: callers catching requests' errors catch it.
+            raise TokenEndpointUnreachable(
                 f"{self.slug}: cannot reach the {self.endpoint_name} ({where}): "
                 f"{type(exc).__name__}: {detail}"
             ) from None

@@ -15,7 +15,6 @@ from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
-from .registry import register
 
 if TYPE_CHECKING:
     import requests
@@ -34,7 +33,6 @@ class ExchangeOptions(JWTOptions):
     )
 
 
-@register
 class ExchangeProvider(TokenEndpointProvider):
     type = "jwt_exchange"
     label = "JWT exchange (JWT as Bearer to an exchange URL)"

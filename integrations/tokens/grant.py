@@ -14,7 +14,6 @@ from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
-from .registry import register
 
 if TYPE_CHECKING:
     import requests
@@ -29,7 +28,6 @@ class GrantOptions(JWTOptions):
     )
 
 
-@register
 class GrantProvider(TokenEndpointProvider):
     type = "jwt_grant"
     label = "JWT bearer grant (RFC 7523 §2.1)"

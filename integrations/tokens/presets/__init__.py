@@ -1,17 +1,6 @@
-"""Provider presets: thin layers over the generic flows, one module per provider.
+"""Provider presets: small declarations over the generic flows, one module per provider.
 
-Each maps its provider's fields onto a generic flow (``map_options``) and enforces the
-provider's published rules on save in its ``Options`` form (PROVIDERS.md); ``common``
-holds what they all map alike.
+Each declares its provider's published rules (PROVIDERS.md) on a ``preset.Preset``
+subclass and is listed, one line, in ``registry.PRESETS``; a test checks that every
+module here is listed.
 """
-
-from . import (  # noqa: F401  (register their providers)
-    app_store_connect,
-    atlassian_connect,
-    box,
-    docusign,
-    github,
-    google,
-    salesforce,
-    snowflake,
-)

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from django import forms
-from django.views.decorators.debug import sensitive_variables
 
-from ..base import PresetOptions, Token, lifetime_field, secret_field
+from ..base import FlowOptions, Token
 from ..bearer import BearerProvider
-from ..registry import register
-from .common import signing_options
+from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 if TYPE_CHECKING:
     import requests
@@ -51,35 +49,25 @@ def query_string_hash(method: str, url: str, base_url: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class AtlassianConnectOptions(PresetOptions):
-    key_algorithm = "HS256"
-    key_field = "shared_secret"
-    max_lifetime = 180
-
-    app_key = forms.CharField(help_text="The app's key from its descriptor.")
-    shared_secret = secret_field(
-        "Shared secret", "From the installed lifecycle callback of this installation."
-    )
-    lifetime = lifetime_field(initial=170, cap=max_lifetime)
-
-
-@register
-class AtlassianConnectProvider(BearerProvider):
+class AtlassianConnectProvider(Preset, BearerProvider):
     type = "atlassian_connect"
     label = "Atlassian Connect app"
-    Options = AtlassianConnectOptions
-    secret_fields = ("shared_secret",)
+    signing_key = PresetKey(
+        "HS256",
+        "From the installed lifecycle callback of this installation.",
+        field="shared_secret",
+        label="Shared secret",
+    )
+    lifetime = Lifetime(initial=170, cap=180)
     cacheable = False
     delivery = "a new JWT per request (qsh covers it) in Authorization: JWT <token>"
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **signing_options(AtlassianConnectOptions, options),
-            "claims": {"iss": options["app_key"]},
-            "header_name": "Authorization",
-            "scheme": "JWT",
-        }
+    class Options(PresetOptions):
+        app_key = forms.CharField(help_text="The app's key from its descriptor.")
+
+    def flow_options(self, options: dict[str, Any]) -> FlowOptions:
+        claims = {"iss": options["app_key"]}
+        return {"claims": claims, "header_name": "Authorization", "scheme": "JWT"}
 
     def claims(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
         claims = super().claims(request)

@@ -13,43 +13,34 @@ import re
 from typing import Any
 
 from django import forms
-from django.views.decorators.debug import sensitive_variables
 
-from ..base import PresetOptions, URLField, lifetime_field, secret_field
+from ..base import FlowOptions, URLField
 from ..grant import GrantProvider
-from ..registry import register
-from .common import signing_options
+from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 HOSTS = [("account-d.docusign.com", "Developer"), ("account.docusign.com", "Production")]
 
 
-class DocuSignOptions(PresetOptions):
-    max_lifetime = 3600
-    cap_from_iat = True
-
-    integration_key = forms.CharField(help_text="The app's integration key (client ID).")
-    user_id = forms.RegexField(
-        regex=re.compile(r"^[0-9a-f-]{36}$", re.I), help_text="The user's API user ID (GUID)."
-    )
-    oauth_host = forms.ChoiceField(choices=HOSTS, initial="account-d.docusign.com")
-    scopes = forms.CharField(initial="signature impersonation", help_text="Space-separated.")
-    token_url = URLField(required=False, help_text="Defaults to https://{oauth_host}/oauth/token.")
-    private_key = secret_field("Private key", "The app's RSA PEM private key.")
-    lifetime = lifetime_field(initial=3570, cap=max_lifetime)
-
-
-@register
-class DocuSignProvider(GrantProvider):
+class DocuSignProvider(Preset, GrantProvider):
     type = "docusign"
     label = "DocuSign (JWT grant)"
-    Options = DocuSignOptions
-    secret_fields = ("private_key",)
+    signing_key = PresetKey("RS256", "The app's RSA PEM private key.")
+    lifetime = Lifetime(initial=3570, cap=3600, from_iat=True)
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+    class Options(PresetOptions):
+        integration_key = forms.CharField(help_text="The app's integration key (client ID).")
+        user_id = forms.RegexField(
+            regex=re.compile(r"^[0-9a-f-]{36}$", re.I), help_text="The user's API user ID (GUID)."
+        )
+        oauth_host = forms.ChoiceField(choices=HOSTS, initial="account-d.docusign.com")
+        scopes = forms.CharField(initial="signature impersonation", help_text="Space-separated.")
+        token_url = URLField(
+            required=False, help_text="Defaults to https://{oauth_host}/oauth/token."
+        )
+
+    def flow_options(self, options: dict[str, Any]) -> FlowOptions:
         host = options["oauth_host"]
         return {
-            **signing_options(DocuSignOptions, options),
             "claims": {
                 "iss": options["integration_key"],
                 "sub": options["user_id"],

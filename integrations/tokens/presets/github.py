@@ -11,46 +11,36 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.views.decorators.debug import sensitive_variables
 
-from ..base import PresetOptions, lifetime_field, secret_field
+from ..base import FlowOptions
 from ..exchange import ExchangeProvider
-from ..registry import register
-from .common import signing_options
+from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 
-class GitHubAppOptions(PresetOptions):
-    clock_skew = 60
-    # GitHub refuses "'exp' is too far in the future" past now + 600; the default leaves
-    # a minute for a host clock that runs fast.
-    max_lifetime = 600
-
-    app_id = forms.CharField(help_text="The app's client ID (recommended) or numeric app ID.")
-    installation_id = forms.RegexField(
-        regex=r"^[0-9]+$", help_text="From the installation's settings URL."
-    )
-    private_key = secret_field("Private key", "The app's PEM private key (RSA).")
-    lifetime = lifetime_field(initial=540, cap=max_lifetime)
-
-
-@register
-class GitHubAppProvider(ExchangeProvider):
+class GitHubAppProvider(Preset, ExchangeProvider):
     type = "github_app"
     label = "GitHub App installation"
-    Options = GitHubAppOptions
-    secret_fields = ("private_key",)
+    signing_key = PresetKey("RS256", "The app's PEM private key (RSA).")
+    # GitHub refuses "'exp' is too far in the future" past now + 600; the default leaves
+    # a minute for a host clock that runs fast.
+    lifetime = Lifetime(initial=540, cap=600)
+    clock_skew = 60
     delivery = (
         "sent as Bearer to POST {base_url}/app/installations/{installation_id}/access_tokens; "
         "the installation token is sent as Bearer"
     )
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+    class Options(PresetOptions):
+        app_id = forms.CharField(help_text="The app's client ID (recommended) or numeric app ID.")
+        installation_id = forms.RegexField(
+            regex=r"^[0-9]+$", help_text="From the installation's settings URL."
+        )
+
+    def flow_options(self, options: dict[str, Any]) -> FlowOptions:
+        path = f"/app/installations/{options['installation_id']}/access_tokens"
         return {
-            **signing_options(GitHubAppOptions, options),
             "claims": {"iss": str(options["app_id"])},
-            "exchange_url": self.base_url.rstrip("/")
-            + f"/app/installations/{options['installation_id']}/access_tokens",
+            "exchange_url": self.base_url.rstrip("/") + path,
             "exchange_method": "POST",
             "token_field": "token",
             "expires_field": "expires_at",

@@ -19,10 +19,11 @@ from django import forms
 from django.views.decorators.debug import sensitive_variables
 
 from ...exceptions import InvalidConfiguration
-from ..base import PresetOptions, lifetime_field, secret_field
+from ...urlpaths import check_url
+from ..base import FlowOptions, secret_field
 from ..bearer import BearerProvider
 from ..grant import GrantProvider
-from ..registry import register
+from ..preset import Lifetime, Preset, PresetOptions
 from ..signing import load_signing_key
 
 KEY_FILE_FIELDS = ("type", "client_email", "private_key", "private_key_id", "token_uri")
@@ -44,8 +45,6 @@ def parse_key_file(text: str) -> dict[str, Any]:
         raise forms.ValidationError(f"the key file has no {', '.join(missing)}")
     if data["type"] != "service_account":
         raise forms.ValidationError(f"is a {data['type']!r} key file, not a service_account one")
-    from ...validation import check_url
-
     try:
         check_url(data["token_uri"], "token_uri")
         load_signing_key("RS256", data["private_key"])
@@ -63,14 +62,9 @@ def parse_scopes(value: Any) -> list[str]:
 
 
 class KeyFileOptions(PresetOptions):
-    """The key file and Google's hour cap, shared by both ways of using it."""
-
-    key_field = ""  # checked inside the key file
-    max_lifetime = 3600
-    cap_from_iat = True
+    """The key file, shared by both ways of using it; its key is checked inside it."""
 
     service_account = secret_field("Service account key file", "The JSON key file, pasted whole.")
-    lifetime = lifetime_field(initial=3570, cap=max_lifetime)
 
     @sensitive_variables()
     def clean_service_account(self) -> str:
@@ -81,99 +75,102 @@ class KeyFileOptions(PresetOptions):
         return text
 
 
-@sensitive_variables()
-def key_file_signing(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The checked key file in ``options`` and what both presets sign with from it: its
-    RSA key and key ID, the lifetime and the iat backdating."""
-    key_file = json.loads(options["service_account"])
-    signing = {
-        "algorithm": "RS256",
-        "key": key_file["private_key"],
-        "key_id": key_file["private_key_id"],
-        "lifetime": options["lifetime"],
-        "clock_skew": KeyFileOptions.clock_skew,
-    }
-    return key_file, signing
+class KeyFilePreset(Preset):
+    """What both Google presets sign with from the checked key file: its RSA key and
+    key ID, under Google's hour from iat."""
+
+    signing_key = None
+    secret_fields = ("service_account",)
+    lifetime = Lifetime(initial=3570, cap=3600, from_iat=True)
+    Options = KeyFileOptions
+
+    @sensitive_variables()
+    def map_options(self, options: dict[str, Any]) -> FlowOptions:
+        key_file = json.loads(options["service_account"])
+        signing: FlowOptions = {
+            "algorithm": "RS256",
+            "key": key_file["private_key"],
+            "key_id": key_file["private_key_id"],
+            "lifetime": options["lifetime"],
+            "clock_skew": self.clock_skew,
+        }
+        plain = {name: value for name, value in options.items() if name != "service_account"}
+        return {**signing, **self.key_file_options(key_file["client_email"], key_file, plain)}
+
+    def key_file_options(
+        self, email: str, key_file: dict[str, Any], options: dict[str, Any]
+    ) -> FlowOptions:
+        """The flow's claims and URLs from the key file's public fields and the plain
+        options (``key_file`` holds the key too: read only what is named here)."""
+        raise NotImplementedError
 
 
-class GoogleServiceAccountOptions(KeyFileOptions):
-    field_order = ["service_account", "scopes", "subject", "lifetime"]
-
-    scopes = forms.JSONField(
-        initial=list,
-        help_text='e.g. ["https://www.googleapis.com/auth/cloud-platform"]',
-    )
-    subject = forms.CharField(
-        required=False, help_text="A user to impersonate (domain-wide delegation)."
-    )
-
-    def clean_scopes(self) -> list[str]:
-        scopes = parse_scopes(self.cleaned_data.get("scopes"))
-        if not scopes:
-            raise forms.ValidationError("name at least one scope")
-        return scopes
-
-
-@register
-class GoogleServiceAccountProvider(GrantProvider):
+class GoogleServiceAccountProvider(KeyFilePreset, GrantProvider):
     type = "google_service_account"
     label = "Google service account"
-    Options = GoogleServiceAccountOptions
-    secret_fields = ("service_account",)
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        key_file, signing = key_file_signing(options)
-        claims = {
-            "iss": key_file["client_email"],
-            "aud": key_file["token_uri"],
-            "scope": " ".join(options["scopes"]),
-        }
+    class Options(KeyFileOptions):
+        field_order = ["service_account", "scopes", "subject", "lifetime"]
+
+        scopes = forms.JSONField(
+            initial=list,
+            help_text='e.g. ["https://www.googleapis.com/auth/cloud-platform"]',
+        )
+        subject = forms.CharField(
+            required=False, help_text="A user to impersonate (domain-wide delegation)."
+        )
+
+        def clean_scopes(self) -> list[str]:
+            scopes = parse_scopes(self.cleaned_data.get("scopes"))
+            if not scopes:
+                raise forms.ValidationError("name at least one scope")
+            return scopes
+
+    def key_file_options(
+        self, email: str, key_file: dict[str, Any], options: dict[str, Any]
+    ) -> FlowOptions:
+        token_uri = key_file["token_uri"]
+        claims = {"iss": email, "aud": token_uri, "scope": " ".join(options["scopes"])}
         if options.get("subject"):
             claims["sub"] = options["subject"]
-        return {**signing, "claims": claims, "token_url": key_file["token_uri"]}
+        return {"claims": claims, "token_url": token_uri}
 
 
-class GoogleSelfSignedOptions(KeyFileOptions):
-    field_order = ["service_account", "audience", "scopes", "lifetime"]
-
-    audience = forms.CharField(
-        required=False,
-        help_text="The API's service URL with a trailing slash, e.g. "
-        "https://pubsub.googleapis.com/; or leave empty and give scopes.",
-    )
-    scopes = forms.JSONField(required=False, initial=list)
-
-    @sensitive_variables()
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        try:
-            data["scopes"] = parse_scopes(data.get("scopes") or [])
-        except forms.ValidationError as exc:
-            self.add_error("scopes", exc)
-            return data
-        if bool(data.get("audience")) == bool(data["scopes"]):
-            self.add_error("audience", "give either an audience or scopes, not both or neither")
-        return data
-
-
-@register
-class GoogleSelfSignedProvider(BearerProvider):
+class GoogleSelfSignedProvider(KeyFilePreset, BearerProvider):
     """Google's self-signed JWT: many Google APIs accept a JWT signed by the service
     account directly, without the round trip to the token endpoint."""
 
     type = "google_self_signed_jwt"
     label = "Google service account, self-signed JWT"
-    Options = GoogleSelfSignedOptions
-    secret_fields = ("service_account",)
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        key_file, signing = key_file_signing(options)
-        email = key_file["client_email"]
+    class Options(KeyFileOptions):
+        field_order = ["service_account", "audience", "scopes", "lifetime"]
+
+        audience = forms.CharField(
+            required=False,
+            help_text="The API's service URL with a trailing slash, e.g. "
+            "https://pubsub.googleapis.com/; or leave empty and give scopes.",
+        )
+        scopes = forms.JSONField(required=False, initial=list)
+
+        @sensitive_variables()
+        def clean(self) -> dict[str, Any]:
+            data = super().clean()
+            try:
+                data["scopes"] = parse_scopes(data.get("scopes") or [])
+            except forms.ValidationError as exc:
+                self.add_error("scopes", exc)
+                return data
+            if bool(data.get("audience")) == bool(data["scopes"]):
+                self.add_error("audience", "give either an audience or scopes, not both or neither")
+            return data
+
+    def key_file_options(
+        self, email: str, key_file: dict[str, Any], options: dict[str, Any]
+    ) -> FlowOptions:
         claims = {"iss": email, "sub": email}
         if options.get("audience"):
             claims["aud"] = options["audience"]
         else:
             claims["scope"] = " ".join(options["scopes"])
-        return {**signing, "claims": claims}
+        return {"claims": claims}

@@ -13,44 +13,28 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.views.decorators.debug import sensitive_variables
 
-from ..base import PresetOptions, URLField, lifetime_field, secret_field
+from ..base import FlowOptions, URLField
 from ..grant import GrantProvider
-from ..registry import register
-from .common import signing_options
+from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 
-class SalesforceOptions(PresetOptions):
-    max_lifetime = 180
-
-    consumer_key = forms.CharField(help_text="The connected app's consumer key.")
-    username = forms.CharField(help_text="The user the app acts as (pre-authorized).")
-    login_url = URLField(
-        initial="https://login.salesforce.com",
-        help_text="https://login.salesforce.com, https://test.salesforce.com for "
-        "sandboxes, or an Experience Cloud site URL.",
-    )
-    private_key = secret_field("Private key", "RSA PEM whose certificate is on the app.")
-    lifetime = lifetime_field(initial=150, cap=max_lifetime)
-
-
-@register
-class SalesforceProvider(GrantProvider):
+class SalesforceProvider(Preset, GrantProvider):
     type = "salesforce"
     label = "Salesforce (JWT bearer flow)"
-    Options = SalesforceOptions
-    secret_fields = ("private_key",)
+    signing_key = PresetKey("RS256", "RSA PEM whose certificate is on the app.")
+    lifetime = Lifetime(initial=150, cap=180)
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+    class Options(PresetOptions):
+        consumer_key = forms.CharField(help_text="The connected app's consumer key.")
+        username = forms.CharField(help_text="The user the app acts as (pre-authorized).")
+        login_url = URLField(
+            initial="https://login.salesforce.com",
+            help_text="https://login.salesforce.com, https://test.salesforce.com for "
+            "sandboxes, or an Experience Cloud site URL.",
+        )
+
+    def flow_options(self, options: dict[str, Any]) -> FlowOptions:
         login_url = options["login_url"].rstrip("/")
-        return {
-            **signing_options(SalesforceOptions, options),
-            "claims": {
-                "iss": options["consumer_key"],
-                "sub": options["username"],
-                "aud": login_url,
-            },
-            "token_url": f"{login_url}/services/oauth2/token",
-        }
+        claims = {"iss": options["consumer_key"], "sub": options["username"], "aud": login_url}
+        return {"claims": claims, "token_url": f"{login_url}/services/oauth2/token"}

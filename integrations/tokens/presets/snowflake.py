@@ -17,11 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
-from ..base import PresetOptions, Token, lifetime_field, secret_field
+from ..base import FlowOptions, Token
 from ..bearer import BearerProvider
-from ..registry import register
+from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 from ..signing import load_signing_key
-from .common import signing_options
 
 if TYPE_CHECKING:
     import requests
@@ -48,31 +47,26 @@ def public_key_fingerprint(private_pem: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-class SnowflakeOptions(PresetOptions):
-    max_lifetime = 3600
-    cap_from_iat = True
-
-    account = forms.CharField(help_text="Account identifier, e.g. myorg-myaccount or xy12345.")
-    user = forms.CharField(help_text="The user whose RSA_PUBLIC_KEY holds the public key.")
-    private_key = secret_field("Private key", "RSA PEM (unencrypted).")
-    lifetime = lifetime_field(initial=3540, cap=max_lifetime)
-
-
-@register
-class SnowflakeProvider(BearerProvider):
+class SnowflakeProvider(Preset, BearerProvider):
     type = "snowflake"
     label = "Snowflake key pair"
-    Options = SnowflakeOptions
-    secret_fields = ("private_key",)
+    signing_key = PresetKey("RS256", "RSA PEM (unencrypted).")
+    lifetime = Lifetime(initial=3540, cap=3600, from_iat=True)
+
+    class Options(PresetOptions):
+        account = forms.CharField(help_text="Account identifier, e.g. myorg-myaccount or xy12345.")
+        user = forms.CharField(help_text="The user whose RSA_PUBLIC_KEY holds the public key.")
 
     @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> dict[str, Any]:
+    def map_options(self, options: dict[str, Any]) -> FlowOptions:
+        mapped = super().map_options(options)
+        # iss names the key: ACCOUNT.USER.SHA256:<fingerprint of its public half>.
+        mapped["claims"]["iss"] += "." + public_key_fingerprint(options["private_key"])
+        return mapped
+
+    def flow_options(self, options: dict[str, Any]) -> FlowOptions:
         account, user = qualified_names(options["account"], options["user"])
-        fingerprint = public_key_fingerprint(options["private_key"])
-        return {
-            **signing_options(SnowflakeOptions, options),
-            "claims": {"iss": f"{account}.{user}.{fingerprint}", "sub": f"{account}.{user}"},
-        }
+        return {"claims": {"iss": f"{account}.{user}", "sub": f"{account}.{user}"}}
 
     def authorize(self, request: requests.PreparedRequest, token: Token) -> None:
         request.headers["Authorization"] = f"Bearer {token.value}"
