@@ -1,4 +1,4 @@
-"""Keeping credentials out of text: URLs, exception messages, log records (SECURITY 26).
+"""Keeping credentials out of text: URLs, exception messages, log records (security.md #26).
 
 ``redact_text`` masks what looks like a credential in free text (JWTs, ``Bearer ...``,
 PEM blocks, ``token=...``) and every query value; ``RedactingFilter`` applies it to
@@ -13,12 +13,24 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 MAX_ERROR_CHARS = 500
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Credentials whose vendors give them a recognisable prefix, wherever they appear (a
+# path segment, a bare query, free text): Stripe, GitHub, Slack, GitLab, AWS key ids.
+_PREFIXED_TOKEN = re.compile(
+    r"\b(?:[sr]k_(?:live|test)_[A-Za-z0-9]{8,}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{16,}"
+    r"|AKIA[0-9A-Z]{16})"
+)
+_PATH_SECRETS = (_JWT, _PREFIXED_TOKEN)
 _SECRET_PATTERNS = [
-    re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # JWTs
+    _JWT,
+    _PREFIXED_TOKEN,
     re.compile(r"(?i)((?:bearer|token|basic|jwt)\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"-----BEGIN[^-]*-----.*?(?:-----END[^-]*-----|$)", re.S),
     # Every query value, and secret-named form fields anywhere.
     re.compile(r"([?&][^=&\s'\"()]+=)[^&\s'\"()]+"),
+    # A bare query item (``?sk_live_X``, ``&TOKEN``) is a value without a name.
+    re.compile(r"([?&])[^=&\s'\"()#]+(?=[&\s'\"()#]|$)"),
     re.compile(r"(?i)((?:assertion|token|secret|password|key|code)=)[^&\s'\"]+"),
 ]
 URLLIB3_LOGGERS = (
@@ -44,12 +56,18 @@ def redact_text(text: str, *, limit: int | None = MAX_ERROR_CHARS) -> str:
 
 
 def redact_url(url: str) -> str:
-    """Scheme, host, port and path; userinfo and fragment dropped, query values masked."""
-    if "?" in url or "@" in url or "#" in url:
+    """Scheme, host, port and path; userinfo and fragment dropped, query values (and
+    bare query items) masked, credential-shaped path segments (JWTs, vendor-prefixed
+    tokens) masked."""
+    if "?" in url or "@" in url or "#" in url or _has_path_secret(url):
         return _redact_url(url)
     # Most calls log one of a few URLs. Only these, which hold nothing to mask, are
-    # cached: a query value or password must not stay in memory as a cache key.
+    # cached: a query value, password or token must not stay in memory as a cache key.
     return _redact_plain_url(url)
+
+
+def _has_path_secret(text: str) -> bool:
+    return any(pattern.search(text) for pattern in _PATH_SECRETS)
 
 
 def _redact_url(url: str) -> str:
@@ -63,8 +81,15 @@ def _redact_url(url: str) -> str:
         host = f"[{host}]"
     if port:
         host = f"{host}:{port}"
-    query = "&".join(f"{pair.split('=', 1)[0]}=…" for pair in parts.query.split("&") if pair)
-    return urlunsplit((parts.scheme, host, parts.path, query, "")).replace("\x00", "\\x00")
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}=…" if "=" in pair else "…"
+        for pair in parts.query.split("&")
+        if pair
+    )
+    path = parts.path
+    for pattern in _PATH_SECRETS:
+        path = pattern.sub("[redacted]", path)
+    return urlunsplit((parts.scheme, host, path, query, "")).replace("\x00", "\\x00")
 
 
 @functools.lru_cache(maxsize=1024)
