@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
+from .settings import app_settings
 from .tokens import provider_class
 from .validation import option_names, validate_integration
+
+# A key file, certificate chain or shared secret is a few KiB; anything far larger is
+# not a secret file (and a device would never end).
+MAX_SECRET_FILE_BYTES = 1024 * 1024
 
 # Entry keys and the model fields they set, besides slug and auth.
 PLAIN_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -93,23 +99,9 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
             )
         text, source = env_text, f"environment variable {name}"
     elif isinstance(value, dict) and set(value) == {"file"} and isinstance(value["file"], str):
-        path = base_dir / value["file"]
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SecretUnavailable(
-                f"cannot read secret file {path}: {exc.strerror}", entry=entry, field=field
-            ) from None
-        except UnicodeDecodeError:
-            raise SecretUnavailable(
-                f"secret file {path} is not UTF-8 text", entry=entry, field=field
-            ) from None
-        except ValueError:  # a NUL byte in the path
-            raise SecretUnavailable(
-                "is not a usable file path", entry=entry, field=field
-            ) from None
+        text = read_secret_file(value["file"], base_dir, entry=entry, field=field)
         text = text.removesuffix("\n").removesuffix("\r")
-        source = f"secret file {path}"
+        source = f"secret file {value['file']}"
     else:
         raise InvalidConfiguration(
             'a secret is a string, {"env": "NAME"}, {"file": "path"} or null (keep the '
@@ -128,6 +120,65 @@ def resolve_secret(value: Any, *, entry: str, field: str, base_dir: Path) -> str
             f"{source} is not valid Unicode text", entry=entry, field=field
         ) from None
     return text
+
+
+@sensitive_variables("data")
+def read_secret_file(name: str, base_dir: Path, *, entry: str, field: str) -> str:
+    """The text of secret file ``name``, confined to the configuration file's directory
+    or ``INTEGRATIONS_SECRETS_DIR`` (security.md #38).
+
+    The path is resolved with symlinks followed and must stay inside one of those
+    directories; whether a path outside exists is never told, so an import cannot probe
+    the filesystem. Only a regular file is read (a FIFO or device would hang the import
+    or never end), opened without blocking and read up to MAX_SECRET_FILE_BYTES.
+    """
+    unusable = SecretUnavailable(
+        "must name a regular file inside the configuration file's directory"
+        + (" or INTEGRATIONS_SECRETS_DIR" if app_settings.SECRETS_DIR else ""),
+        entry=entry,
+        field=field,
+    )
+    if "\x00" in name:
+        raise unusable
+    for root in secret_roots(base_dir):
+        path = (root / name).resolve()
+        if not path.is_relative_to(root):
+            continue
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise SecretUnavailable(
+                f"secret file {name} does not exist", entry=entry, field=field
+            ) from None
+        except OSError:
+            raise unusable from None
+        try:
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                raise unusable
+            data = os.read(handle, MAX_SECRET_FILE_BYTES + 1)
+        finally:
+            os.close(handle)
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise SecretUnavailable(
+                f"secret file {name} is larger than {MAX_SECRET_FILE_BYTES} bytes",
+                entry=entry,
+                field=field,
+            )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretUnavailable(
+                f"secret file {name} is not UTF-8 text", entry=entry, field=field
+            ) from None
+    raise unusable
+
+
+def secret_roots(base_dir: Path) -> list[Path]:
+    """Where secret files may be read from, resolved (symlinks followed)."""
+    roots = [base_dir.resolve()]
+    if app_settings.SECRETS_DIR:
+        roots.append(Path(app_settings.SECRETS_DIR).resolve())
+    return roots
 
 
 def entry_slug(raw: Any, position: int) -> str:

@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "ENCRYPTION_KEYS": [],
     "ALLOW_PRIVATE_NETWORKS": False,
     # Seconds before expiry at which a cached token is replaced: covers clock skew plus
-    # the longest call (google-auth uses 225 s; SECURITY 21).
+    # the longest call (google-auth uses 225 s; security.md #21).
     "TOKEN_REFRESH_MARGIN": 60,
     "TOKEN_LOCK_TIMEOUT": 30,
     "MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "CIRCUIT_FAILURES": 0,
     "CIRCUIT_RESET": 30.0,
     "LOG_RETENTION_DAYS": 30,
+    # A second directory `{"file": ...}` secrets of a configuration file may be read from
+    # (besides the file's own directory); "" allows only that one (security.md #38).
+    "SECRETS_DIR": "",
     "USER_AGENT": "django-integrations/0.1",
     # The Tasks API queue that background test calls go to (integrations.tasks).
     "TASK_QUEUE": "default",
@@ -74,6 +77,3 @@ app_settings = IntegrationSettings()
 def _reload_settings(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("INTEGRATIONS_"):
         app_settings.reload()
-        from .crypto import keyring
-
-        keyring.cache_clear()
