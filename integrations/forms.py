@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
+import traceback
 from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.http import QueryDict
 from django.views.decorators.debug import sensitive_variables
 
@@ -39,6 +42,85 @@ REQUEST_FIELDS = [
     "idempotency_header",
 ]
 MODEL_FIELDS = [*MAIN_FIELDS, "auth_type", *REQUEST_FIELDS]
+# Deeper than any header map, test request or claim set needs; far below the depth at
+# which parsing, checking or storing the value exhausts Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+logger = logging.getLogger(__name__)
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar is 0), counted without
+    recursion and only up to ``limit + 1``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending and deepest <= limit:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+class BoundedJSONField(forms.JSONField):
+    """A JSON field that refuses nesting deeper than ``MAX_JSON_DEPTH`` as a field error.
+
+    Python's parser raises RecursionError (a 500, with the posted secrets in the error
+    report) on deeply nested input, and every later walk over the value would too
+    (security.md #30). A re-rendered form shows such input as the text it was.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            converted = super().to_python(value)
+        except RecursionError:
+            converted = None
+        else:
+            if json_depth(converted) <= MAX_JSON_DEPTH:
+                return converted
+        raise ValidationError(
+            f"is nested too deeply: at most {MAX_JSON_DEPTH} levels of lists and objects",
+            code="invalid",
+        )
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            value = super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+        if json_depth(value) > MAX_JSON_DEPTH and isinstance(data, str):
+            return InvalidJSONInput(data)
+        return value
+
+
+def bounded(option: forms.Field) -> forms.Field:
+    """``option`` with its JSON parsing bounded (an Options form's JSON fields)."""
+    if isinstance(option, forms.JSONField) and not isinstance(option, BoundedJSONField):
+        base = type(option)
+        option.__class__ = type(f"Bounded{base.__name__}", (BoundedJSONField, base), {})
+    return option
+
+
+def unchecked(cls: type[TokenProvider], exc: Exception) -> str:
+    """The form error for options whose check crashed (security.md #30): generic, since
+    the exception's text may quote a secret; the log says where, never what."""
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    logger.error(
+        "checking %s options raised %s at %s",
+        cls.type,
+        type(exc).__name__,
+        f"{where.filename}:{where.lineno}" if where else "?",
+    )
+    return (
+        f"The {cls.label} options could not be checked: a value has an unexpected form "
+        "(for example a number where text belongs, or a key file with a field of the "
+        "wrong type). Check them and save again."
+    )
 
 
 class SecretTextarea(forms.Textarea):
@@ -82,6 +164,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Integration
         fields = MODEL_FIELDS
+        field_classes = {"headers": BoundedJSONField, "test_request": BoundedJSONField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -120,6 +203,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             [PREFIX + name for name in self.provider.Options.base_fields] if self.provider else []
         )
 
+    @sensitive_variables("data", "secrets", "cleaned")
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         cls = self.provider
@@ -142,7 +226,11 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         secrets = self.merged_secrets(cls, data)
         if secrets is None:
             return data
-        errors, cleaned = auth_errors(cls.type, {**plain, **secrets})
+        try:
+            errors, cleaned = auth_errors(cls.type, {**plain, **secrets})
+        except Exception as exc:  # noqa: BLE001  (any crash of an Options form's clean)
+            self.add_error(None, unchecked(cls, exc))
+            return data
         for name, messages in errors.items():
             field = PREFIX + name.removeprefix("auth.") if name.startswith("auth.") else None
             if field not in self.fields:
@@ -208,6 +296,15 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         secrets.update(submitted)
         return secrets
 
+    def _post_clean(self) -> None:
+        # The model's own check runs the Options form again, over stored secrets too
+        # (an imported configuration): a crash there is a form error as well.
+        try:
+            super()._post_clean()  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001
+            cls = self.provider or provider_class(self.instance.auth_type)
+            self.add_error(None, unchecked(cls, exc))
+
     def _update_errors(self, errors: ValidationError) -> None:
         # Model.clean reports auth problems on auth_config, which is not a form field.
         # This form checked the same rules field by field: keep its messages.
@@ -237,7 +334,7 @@ def form_for(auth_type: str) -> type[IntegrationForm]:
             ).strip()
         if option.label is None:
             option.label = name.replace("_", " ").capitalize()
-        attrs[PREFIX + name] = option
+        attrs[PREFIX + name] = bounded(option)
     if key_field(cls):
         attrs["generate_key"] = forms.ChoiceField(
             label="Generate key pair",

@@ -8,6 +8,7 @@ editors, a fingerprint that identifies it; never its value.
 from __future__ import annotations
 
 import json
+import logging
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -18,6 +19,7 @@ from ..forms import fingerprint
 from ..models import Integration
 from ..tokens import PROVIDERS, TokenProvider, public_key_info
 
+logger = logging.getLogger(__name__)
 RECENT_CALLS = 20
 TEMPLATES = "admin/integrations/integration/panels/"
 
@@ -83,6 +85,9 @@ def public_key(obj: Integration) -> SafeString:
     try:
         info = public_key_info(obj)
     except IntegrationError:
+        info = None
+    except Exception:  # noqa: BLE001  (a stored option the Options form crashes on)
+        logger.exception("reading the public key of %s failed", obj.slug)
         info = None
     jwk_json = json.dumps(info["jwk"], indent=2) if info else ""
     return render("public_key.html", {"info": info, "jwk_json": jwk_json})

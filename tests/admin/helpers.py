@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from integrations.models import Integration
 from tests.keys import HMAC_SECRET
+
+ADD = reverse("admin:integrations_integration_add")
+LIST = reverse("admin:integrations_integration_changelist")
+
+
+def change_url(integration: Integration) -> str:
+    return reverse("admin:integrations_integration_change", args=[integration.pk])
+
+
+def messages_of(response: Any) -> list[str]:
+    """The admin messages (one per test call, key pair...) a response carried."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def form_errors(response: Any) -> dict[str, list[str]]:
+    """The admin form's errors, by field name ("__all__" for the form's own)."""
+    return {
+        name: list(errors) for name, errors in response.context["adminform"].form.errors.items()
+    }
 
 
 def form_data(auth_type: str = "jwt_bearer", **overrides: Any) -> dict[str, Any]:
