@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from integrations import services
 from integrations.models import CallLog
+from integrations.tokens.base import MAX_LIFETIME
 from tests import jose
 from tests.keys import HMAC_SECRET, key_for, verify_key_for
 from tests.loopback import Reply
@@ -15,8 +17,21 @@ pytestmark = pytest.mark.django_db
 
 @pytest.mark.parametrize(
     "algorithm",
-    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-     "ES256", "ES384", "ES512", "EdDSA"],
+    [
+        "HS256",
+        "HS384",
+        "HS512",
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    ],
 )
 def test_every_algorithm_verifies_with_joserfc(server, make_integration, algorithm):
     """SECURITY 1, 4: each allowed algorithm signs a token another JOSE library accepts,
@@ -86,3 +101,69 @@ def test_run_test_logs_and_checks_expected_status(server, make_integration):
     assert row.pk and row.is_test and not row.ok and row.status_code == 204
     assert "unexpected status 204" in row.error
     assert HMAC_SECRET not in str(CallLog.objects.values())
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("header_name", "X-Token\r\nX-Injected: 1", "not a valid header name"),
+        ("header_name", "X Token", "not a valid header name"),
+        ("header_name", "Host", "hop-by-hop, routing or cookie"),
+        ("header_name", "transfer-encoding", "hop-by-hop, routing or cookie"),
+        ("header_name", "Content-Length", "hop-by-hop, routing or cookie"),
+        ("header_name", "Connection", "hop-by-hop, routing or cookie"),
+        ("header_name", "Proxy-Authorization", "hop-by-hop, routing or cookie"),
+        ("header_name", "Cookie", "hop-by-hop, routing or cookie"),
+        ("header_name", "X-Forwarded-Host", "hop-by-hop, routing or cookie"),
+        ("scheme", "Bearer\r\nHost: evil.example", "not an authentication scheme"),
+        ("scheme", "Bearer token", "not an authentication scheme"),
+        ("scheme", "Bé", "not an authentication scheme"),
+    ],
+)
+def test_header_name_and_scheme_are_http_tokens(make_integration, option, value, message):
+    """security.md #40 (issue 15, finding 5): header_name is an RFC 9110 token that is
+    not a hop-by-hop, routing or cookie header, and scheme is an auth-scheme token, so
+    neither can inject a header line or reroute the request; checked like ``headers``."""
+    config = {"algorithm": "HS256", "claims": {}, option: value}
+    with pytest.raises(ValidationError, match=message) as caught:
+        make_integration(auth_config=config)
+    assert f"{option}: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"header_name": "X-Api-Token", "scheme": ""},
+        {"header_name": "Authorization", "scheme": "JWT"},
+    ],
+)
+def test_custom_header_name_and_scheme_still_work(server, make_integration, config):
+    """A credential header of one's own, a bare token or another scheme are still fine."""
+    server.route("GET", "/api/health", lambda r: Reply(200, {"ok": True}))
+    make_integration(base_url=f"{server.url}/api/", auth_config={"algorithm": "HS256", **config})
+    assert services.request("billing", "GET", "health").status_code == 200
+    sent = server.requests[0].headers[config["header_name"]]
+    assert sent.startswith(f"{config['scheme']} ey" if config["scheme"] else "ey")
+
+
+@pytest.mark.parametrize(
+    "auth_type,extra",
+    [
+        ("jwt_bearer", {}),
+        ("jwt_grant", {"token_url": "https://idp.example.com/token"}),
+        ("client_assertion", {"client_id": "c", "token_url": "https://idp.example.com/token"}),
+        ("jwt_exchange", {"exchange_url": "https://idp.example.com/exchange"}),
+    ],
+)
+def test_every_generic_flow_caps_the_lifetime(make_integration, auth_type, extra):
+    """security.md #30 (issue 15, finding 2): no flow mints a token for years; the
+    generic flows stop at MAX_LIFETIME (an hour), presets at their provider's cap."""
+    config = {"algorithm": "HS256", **extra}
+    if auth_type != "client_assertion":
+        config["claims"] = {}
+    make_integration(auth_type=auth_type, auth_config={**config, "lifetime": MAX_LIFETIME})
+    with pytest.raises(ValidationError, match=str(MAX_LIFETIME)) as caught:
+        make_integration(
+            "ten-years", auth_type=auth_type, auth_config={**config, "lifetime": 10 * 365 * 86400}
+        )
+    assert "lifetime: " in str(caught.value)

@@ -14,7 +14,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from django.core.exceptions import ValidationError
+
 from tests import jose
+from tests.keys import rsa_pem
 from tests.loopback import LoopbackServer, Recorded, Reply
 
 # rule(header, claims, request) -> None when the assertion is acceptable, else why not.
@@ -171,3 +175,33 @@ class BearerAPI:
                 return Reply(401, {"errors": [{"detail": problem}]})
         self.accepted.append((header, claims))
         return Reply(200, {"data": []})
+
+
+def not_after(server_lag: int) -> Rule:
+    """iat must not be in the future for a server whose clock is ``server_lag`` s behind."""
+
+    def rule(header: dict[str, Any], claims: dict[str, Any], request: Recorded) -> str | None:
+        return "iat is in the future" if claims["iat"] > time.time() - server_lag else None
+
+    return rule
+
+
+def generic_grant(make_integration: Any, auth: AuthServer, claims: dict[str, Any], **options: Any):
+    """The generic jwt_grant with the test RSA key, trading at ``auth``: how the negative
+    tests send what a preset would, with one of its provider's rules broken."""
+    return make_integration(
+        base_url=f"{auth.server.url}/api/",
+        auth_type="jwt_grant",
+        auth_config={"algorithm": "RS256", "claims": claims, "token_url": auth.url, **options},
+        secrets={"key": rsa_pem()},
+    )
+
+
+def refused_on_save(
+    make_integration: Any, auth_type: str, config: dict, secrets: dict, message: str
+) -> str:
+    """Save a preset's configuration that breaks its provider's rules: a ValidationError
+    matching ``message`` is raised; its text is returned for leak checks."""
+    with pytest.raises(ValidationError, match=message) as caught:
+        make_integration("refused", auth_type=auth_type, auth_config=config, secrets=secrets)
+    return str(caught.value)

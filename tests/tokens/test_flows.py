@@ -8,9 +8,15 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import requests
 
 from integrations import services
-from integrations.exceptions import IntegrationError, TokenEndpointError, TokenError
+from integrations.exceptions import (
+    IntegrationError,
+    TokenEndpointError,
+    TokenEndpointUnreachable,
+    TokenError,
+)
 from integrations.models import CallLog
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, public_pem, rsa_pem
 from tests.loopback import Reply
@@ -126,10 +132,13 @@ def test_malformed_token_answers_are_clear_token_errors(server, make_integration
 
 
 def test_unreachable_token_endpoint_is_a_token_error(make_integration, server):
-    """A token endpoint that does not answer fails as a TokenError, no traceback text."""
+    """A token endpoint that does not answer fails as a TokenError, no traceback text;
+    it is also a requests.ConnectionError, so callers catching requests' errors catch it."""
     grant_integration(make_integration, server, "http://127.0.0.1:9/token")
-    with pytest.raises(TokenError, match="cannot reach the token URL"):
+    with pytest.raises(TokenError, match="cannot reach the token URL") as caught:
         services.request("billing", "GET", "resource")
+    assert isinstance(caught.value, requests.ConnectionError)
+    assert isinstance(caught.value, TokenEndpointUnreachable)
 
 
 def test_token_url_is_validated_on_save(make_integration, server):

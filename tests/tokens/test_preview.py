@@ -10,6 +10,7 @@ import pytest
 from jwcrypto import jwk as jwcrypto_jwk
 
 from integrations.tokens import preview, public_key_info
+from integrations.tokens.preview import claim_times
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, public_pem, rsa_pem
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,6 @@ def test_preview_of_a_preset_shows_the_mapped_claims(make_integration):
     assert shown["header"] == {"alg": "ES256", "typ": "JWT", "kid": "2X9R4HXF34"}
     assert shown["claims"]["aud"] == "appstoreconnect-v1"
     assert shown["claims"]["iss"] == "69a6de70-03db"
-
 
 
 def test_preview_of_a_per_request_token_covers_the_test_request(make_integration):
@@ -78,3 +78,24 @@ def test_public_key_info_is_none_for_a_shared_secret(make_integration):
     """SECURITY 29: an HMAC secret has no public half, so nothing is shown."""
     integration = make_integration(secrets={"key": HMAC_SECRET})
     assert public_key_info(integration) is None
+
+
+@pytest.mark.parametrize("value", [1e20, -1e20, 253402300800])
+def test_preview_of_a_claim_time_no_calendar_holds_does_not_raise(make_integration, value):
+    """Issue 15, finding 7: a claim like {"nbf": 1e20} made the admin's preview page
+    answer 500; the preview's times show such a value as the raw number instead."""
+    integration = make_integration(
+        auth_config={"algorithm": "HS256", "claims": {"iss": "shop", "nbf": value}}
+    )
+    times = dict(preview(integration)["times"])
+    assert times["nbf"].startswith(repr(value)) and "not a time" in times["nbf"]
+    assert times["iat"].endswith("s ago)") and "UTC" in times["exp"]
+
+
+def test_claim_times_are_utc_and_relative():
+    """iat/nbf/exp as UTC and seconds from now; other claims and booleans ignored."""
+    shown = claim_times({"iat": 0, "exp": 60, "nbf": True, "aud": 5}, now=30)
+    assert shown == [
+        ("iat", "1970-01-01 00:00:00 UTC (30 s ago)"),
+        ("exp", "1970-01-01 00:01:00 UTC (in 30 s)"),
+    ]

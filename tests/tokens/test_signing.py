@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from integrations.exceptions import InvalidConfiguration, TokenError
@@ -105,3 +107,40 @@ def test_secrets_are_hidden_from_django_error_reports(make_integration, rf):
     key_line = rsa_pem().splitlines()[2]
     app_frames = [frame for frame in frames if "/integrations/" in frame["filename"]]
     assert app_frames and not any(key_line in str(frame["vars"]) for frame in app_frames)
+
+
+@pytest.mark.parametrize(
+    "secret,why",
+    [
+        ("abcdefgh" * 4, "8-byte pattern repeated"),
+        ("0123456789" * 4, "10-byte pattern repeated"),
+        ("Xy7!Qz9#" * 4 + "Xy7", "8-byte pattern repeated"),
+        ("abcdefgh" * 4 + "x", "repeats of itself"),
+        ("abcdefghijklmnopqrstuvwxyz012345", "evenly spaced"),
+        ("ab" * 16 + "cdefghij" * 2, "repeats of itself"),
+        ("a" * 64, "fewer than 8 distinct bytes"),
+    ],
+)
+def test_hmac_secrets_with_obvious_patterns_are_refused(secret, why):
+    """security.md #2 (issue 15, finding 7): an HMAC secret must be random, not only long
+    with 8 distinct bytes: a repeated pattern, a run of sequential bytes or text that
+    mostly repeats itself is refused, saying how and never quoting it."""
+    with pytest.raises(InvalidConfiguration, match=f"not random enough.*{why}") as caught:
+        load_signing_key("HS256", secret)
+    assert secret[:8] not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_hex(16),
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: "correct horse battery staple 1234",
+    ],
+    ids=["hex16", "urlsafe32", "hex32", "passphrase"],
+)
+def test_random_hmac_secrets_pass_the_pattern_check(make):
+    """Generated secrets (hex, base64) and a long passphrase are never refused."""
+    for _ in range(200):
+        load_signing_key("HS256", make())
