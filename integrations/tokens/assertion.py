@@ -51,6 +51,7 @@ class ClientAssertionOptions(JWTOptions):
 
 class ClientAssertionProvider(TokenEndpointProvider):
     type = "client_assertion"
+    account_options: ClassVar[tuple[str, ...]] = ("scope",)
     label = "Client assertion, private_key_jwt (RFC 7523 §2.2)"
     Options: ClassVar[OptionsForm] = ClientAssertionOptions
     always_jti = True

@@ -213,6 +213,9 @@ class TokenProvider:
     is_preset: ClassVar[bool] = False
     # False for flows that need a new token per request (e.g. a claim over the URL).
     cacheable: ClassVar[bool] = True
+    # The options an account may override (docs/reference.md, Accounts): form fields of
+    # ``Options``, or "claims", merged over the token's claims after ``map_options``.
+    account_options: ClassVar[tuple[str, ...]] = ()
 
     @sensitive_variables()
     def __init__(self, integration: IntegrationLike, options: dict[str, Any]) -> None:

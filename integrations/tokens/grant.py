@@ -30,6 +30,7 @@ class GrantOptions(JWTOptions):
 
 class GrantProvider(TokenEndpointProvider):
     type = "jwt_grant"
+    account_options: ClassVar[tuple[str, ...]] = ("claims", "scope")
     label = "JWT bearer grant (RFC 7523 §2.1)"
     Options: ClassVar[OptionsForm] = GrantOptions
     delivery = (

@@ -95,6 +95,8 @@ class Preset(JWTProvider):
     """Base of the presets; list a flow after it: ``class X(Preset, GrantProvider)``."""
 
     is_preset = True
+    # Each preset names what its accounts may override; a flow's list is not inherited.
+    account_options: ClassVar[tuple[str, ...]] = ()
     signing_key: ClassVar[PresetKey | None]
     lifetime: ClassVar[Lifetime]
     # Seconds iat is backdated (security.md #5); GitHub asks for 60.

@@ -100,6 +100,7 @@ def read_config(text: str) -> dict[str, str]:
 
 class BoxProvider(Preset, GrantProvider):
     type = "box"
+    account_options = ("subject_type", "subject_id", "claims")
     label = "Box (JWT app auth)"
     signing_key = None  # inside the config
     secret_fields = ("box_config",)

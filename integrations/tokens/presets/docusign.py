@@ -23,6 +23,7 @@ HOSTS = [("account-d.docusign.com", "Developer"), ("account.docusign.com", "Prod
 
 class DocuSignProvider(Preset, GrantProvider):
     type = "docusign"
+    account_options = ("user_id", "scopes", "claims")
     label = "DocuSign (JWT grant)"
     signing_key = PresetKey("RS256", "The app's RSA PEM private key.")
     lifetime = Lifetime(initial=3570, cap=3600, from_iat=True)

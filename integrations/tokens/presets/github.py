@@ -8,17 +8,22 @@ clock drift, exp at most 10 minutes ahead. The JWT is exchanged at
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from ..base import FlowOptions
+from ...exceptions import TokenError
+from ..base import FlowOptions, Token
 from ..exchange import ExchangeProvider
 from ..preset import Lifetime, Preset, PresetKey, PresetOptions
+
+if TYPE_CHECKING:
+    import requests
 
 
 class GitHubAppProvider(Preset, ExchangeProvider):
     type = "github_app"
+    account_options = ("installation_id",)
     label = "GitHub App installation"
     signing_key = PresetKey("RS256", "The app's PEM private key (RSA).")
     # GitHub refuses "'exp' is too far in the future" past now + 600; the default leaves
@@ -32,12 +37,18 @@ class GitHubAppProvider(Preset, ExchangeProvider):
 
     class Options(PresetOptions):
         app_id = forms.CharField(help_text="The app's client ID (recommended) or numeric app ID.")
+        # Optional: an app serving many installations gives each account its own.
         installation_id = forms.RegexField(
-            regex=r"^[0-9]+$", help_text="From the installation's settings URL."
+            regex=r"^[0-9]+$",
+            required=False,
+            help_text="From the installation's settings URL; blank when each account has one.",
         )
 
     def flow_options(self, options: dict[str, Any]) -> FlowOptions:
-        path = f"/app/installations/{options['installation_id']}/access_tokens"
+        # Without an installation the provider still mints the app's own JWT (listing
+        # installations); only an installation token needs one.
+        self.installation_id = str(options.get("installation_id") or "")
+        path = f"/app/installations/{self.installation_id}/access_tokens"
         return {
             "claims": {"iss": str(options["app_id"])},
             "exchange_url": self.base_url.rstrip("/") + path,
@@ -45,3 +56,11 @@ class GitHubAppProvider(Preset, ExchangeProvider):
             "token_field": "token",
             "expires_field": "expires_at",
         }
+
+    def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
+        if not self.installation_id:
+            raise TokenError(
+                f"{self.slug}: installation_id is required to call without an account "
+                "(or give each account one)"
+            )
+        return super().obtain(http, request)

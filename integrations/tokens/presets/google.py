@@ -107,6 +107,7 @@ class KeyFilePreset(Preset):
 
 class GoogleServiceAccountProvider(KeyFilePreset, GrantProvider):
     type = "google_service_account"
+    account_options = ("subject", "scopes")
     label = "Google service account"
 
     class Options(KeyFileOptions):

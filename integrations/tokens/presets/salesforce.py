@@ -21,6 +21,7 @@ from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 class SalesforceProvider(Preset, GrantProvider):
     type = "salesforce"
+    account_options = ("username", "claims")
     label = "Salesforce (JWT bearer flow)"
     signing_key = PresetKey("RS256", "RSA PEM whose certificate is on the app.")
     lifetime = Lifetime(initial=150, cap=180)
