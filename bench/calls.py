@@ -122,7 +122,7 @@ def _log_writer(mode: str) -> None:
 def _round(call: Callable[[], requests.Response], calls: int, writer: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the whole process) per call; with the background
     log writer, the time to write the queued rows is included."""
-    from integrations.audit import writer as background
+    from integrations.calllog import writer as background
 
     _log_writer(writer)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -138,7 +138,7 @@ def _threaded(slug: str, writer: str) -> tuple[float, int, int]:
     from django.db import connections
 
     from integrations import services
-    from integrations.audit import writer as background
+    from integrations.calllog import writer as background
     from integrations.models import CallLog
 
     _log_writer(writer)

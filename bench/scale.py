@@ -297,7 +297,7 @@ def prune_on_this_database() -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connection
 
-    from integrations.logs import prune_call_logs
+    from integrations.calllog import prune_call_logs
     from integrations.models import CallLog, Integration
 
     call_command("migrate", verbosity=0)

@@ -2,7 +2,7 @@
 
 Stored form: ``enc:v1:<key id>:<base64url(nonce || ciphertext+tag)>``. The key id is a
 fingerprint of the key, so decryption picks the right key whatever the ring's order;
-the first key of ``INTEGRATIONS_ENCRYPTION_KEYS`` encrypts (SECURITY 6-9). The
+the first key of ``INTEGRATIONS_ENCRYPTION_KEYS`` encrypts (security.md #6-9). The
 associated data names app.model, row id and field, so a ciphertext copied into another
 row or field fails to decrypt.
 
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import IntegrationConfigurationError, SecretDecryptionError
@@ -146,3 +148,9 @@ class KeyRing:
 def keyring() -> KeyRing:
     """The process's key ring from settings; cleared when the setting changes."""
     return KeyRing.from_strings(configured_keys())
+
+
+@receiver(setting_changed)
+def _reload_keyring(*, setting: str, **kwargs: object) -> None:
+    if setting == "INTEGRATIONS_ENCRYPTION_KEYS":
+        keyring.cache_clear()

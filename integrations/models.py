@@ -8,16 +8,36 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
 from .crypto import associated_data, keyring
 from .exceptions import SecretDecryptionError
+from .validation import validate_integration
 
 
 class LogCalls(models.TextChoices):
     ALL = "all", _("All calls")
     ERRORS = "errors", _("Errors only")
     NONE = "none", _("None (test calls are still logged)")
+
+
+# The last test call's columns that with_last_test() annotates, as last_test_<column>.
+LAST_TEST_FIELDS = ("id", "ok", "status_code", "created_at", "error")
+
+
+class IntegrationQuerySet(models.QuerySet["Integration"]):
+    def with_last_test(self) -> IntegrationQuerySet:
+        """Annotate each integration with its newest test call's ``last_test_id``,
+        ``last_test_ok``, ``last_test_status_code``, ``last_test_created_at`` and
+        ``last_test_error`` (all None when never tested), one correlated subquery
+        each over the (integration, -created_at) index."""
+        latest = CallLog.objects.filter(integration=OuterRef("pk"), is_test=True).order_by(
+            "-created_at", "-id"
+        )
+        return self.annotate(**{
+            f"last_test_{name}": Subquery(latest.values(name)[:1]) for name in LAST_TEST_FIELDS
+        })
 
 
 class Integration(models.Model):
@@ -65,6 +85,8 @@ class Integration(models.Model):
     class Meta:
         ordering = ["name"]
         permissions = [("run_test_call", "Can run test calls")]
+
+    objects = IntegrationQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.name or self.slug
@@ -130,8 +152,6 @@ class Integration(models.Model):
     # Validation -------------------------------------------------------------
 
     def clean(self) -> None:
-        from .validation import validate_integration
-
         errors = validate_integration(self)
         if errors:
             # Auth options live in one JSON field: name the option inside the message.

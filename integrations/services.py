@@ -1,8 +1,8 @@
-"""The Python API application code calls (SPEC: Python API).
+"""The Python API application code calls (docs/reference.md, Python API).
 
 Sessions are built once per process and integration and shared by its threads, so
 connections are pooled and tokens reused. They are rebuilt when the integration changes:
-a save in this process drops them at once (``signals``), and a change made by another
+a save in this process drops them at once (``receivers``), and a change made by another
 process (admin on another server, an import) is seen within SESSION_RECHECK seconds,
 when the next call compares the row's ``updated_at`` and ``enabled`` with what its
 session was built from. Calls in between cost no query.
@@ -10,6 +10,7 @@ session was built from. Calls in between cost no query.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -20,12 +21,14 @@ from typing import Any
 import requests
 from django.views.decorators.debug import sensitive_variables
 
-from .audit import record_test
+from . import testcalls
+from .calllog import log_call
 from .exceptions import IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
-from .http.session import Outcome
 from .models import CallLog, CallSource, Integration
 from .settings import app_settings
+from .tokens.cache import token_cache
+from .tokens.registry import build_provider
 
 
 @dataclass
@@ -81,7 +84,9 @@ def get_session(slug: str, *, source: str = CallSource.API) -> IntegrationSessio
             built.checked = now
             return built.session
     integration = load_integration(slug)
-    session = IntegrationSession(integration, source=source)
+    session = IntegrationSession(
+        integration, build_provider(integration), source=source, on_call=log_call
+    )
     with _sessions_lock:
         _sessions[(slug, source)] = _Built(
             session, (integration.updated_at, integration.enabled), now
@@ -100,43 +105,27 @@ def run_test(slug: str, *, source: str = CallSource.API) -> CallLog:
     integration = Integration.objects.filter(slug=slug).first()
     if integration is None:
         raise IntegrationNotFound(f"no integration with slug {slug!r}")
-    return run_test_for(integration, source=source)
+    session = None
+    if integration.enabled:
+        # A session that cannot be built is the test call's failure: testcalls builds
+        # it again and logs why.
+        with contextlib.suppress(Exception):
+            session = get_session(slug, source=source)
+    result = testcalls.run_test(integration, source=source, session=session)
+    assert result.row is not None
+    return result.row
+
+
+def reset() -> None:
+    """Forget this process's sessions (and with them their circuit breakers) and cached
+    tokens: a test helper, so each test starts as a fresh process would."""
+    with _sessions_lock:
+        _sessions.clear()
+    token_cache.clear()
 
 
 def run_test_for(integration: Integration, *, source: str) -> CallLog:
-    outcome, ok, error = perform_test(integration, source=source)
-    return record_test(integration, source, outcome, ok=ok, error=error)
-
-
-def perform_test(
-    integration: Integration, *, source: str, cached: bool = True
-) -> tuple[Outcome, bool, str]:
-    """Fire the test request without logging it: (outcome, ok, error).
-
-    ``cached=False`` builds the session from ``integration`` itself, touching no
-    database, so many can run on threads while one thread writes the log rows
-    (integrations.runner).
-    """
-    test = integration.test_request or {}
-    method = str(test.get("method", "GET")).upper()
-    path = str(test.get("path", ""))
-    expected = test.get("expect_status") or []
-    if not integration.enabled:
-        return Outcome(method, integration.base_url, time.perf_counter()), False, "disabled"
-    try:
-        if cached:
-            session = get_session(integration.slug, source=source)
-        else:
-            session = IntegrationSession(integration, source=source)
-    except Exception as exc:
-        return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
-    outcome = session.perform(method, path, trial=True)
-    ok = outcome.response is not None and (
-        outcome.response.status_code in expected if expected else outcome.response.ok
-    )
-    error = ""
-    if outcome.response is not None and not ok:
-        error = f"unexpected status {outcome.response.status_code}"
-        if expected:
-            error += f" (expected {', '.join(map(str, expected))})"
-    return outcome, ok, error
+    """Transition only, until admin/ uses ``testcalls.run_test``: to be removed."""
+    row = testcalls.run_test(integration, source=source).row
+    assert row is not None
+    return row

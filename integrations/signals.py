@@ -1,18 +1,10 @@
-"""Receivers that keep per-process state in step with the database."""
+"""The app's own signals (definitions only: receivers live in ``receivers``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from django.dispatch import Signal
 
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
-
-from .models import Integration
-
-
-@receiver(post_save, sender=Integration)
-@receiver(post_delete, sender=Integration)
-def _integration_changed(*, instance: Integration, **kwargs: Any) -> None:
-    from .services import forget_sessions
-
-    forget_sessions(instance.slug)
+health_changed = Signal()
+"""Sent when an integration's health changes: ``(sender, integration, account, old, new,
+call_log)``: ``old``/``new`` are health states, ``account`` None for the integration
+itself, ``call_log`` the test call's row that caused the change."""

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections
 
 from .models import CallSource, Integration
-from .runner import summary
 from .settings import app_settings
+from .testcalls import TestResult, run_test
 
 if TYPE_CHECKING:
     from django.tasks import TaskResult, task
@@ -30,21 +30,22 @@ else:
         from django_tasks import task
 
 
+# The engine checks a task's queue when it is defined, so the queue configured at
+# import is the default; enqueue_tests reads the setting again on every call.
 @task(queue_name=app_settings.TASK_QUEUE)
 def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[str, Any]:
-    """Fire one integration's test request and log it; returns its ``summary``.
+    """Fire one integration's test request and log it; returns its
+    ``TestResult.as_dict()``.
 
     Takes the primary key, not the slug, so a rename between enqueue and run still
     tests the same integration. One deleted meanwhile is reported, not raised.
     """
-    from .services import run_test_for
-
     fresh_connections()
     try:
         integration = Integration.objects.filter(pk=integration_id).first()
         if integration is None:
-            return gone(integration_id)
-        return summary(run_test_for(integration, source=source))
+            return TestResult.missing(integration_id).as_dict()
+        return run_test(integration, source=source).as_dict()
     finally:
         fresh_connections()
 
@@ -58,25 +59,14 @@ def fresh_connections() -> None:
             connection.close_if_unusable_or_obsolete()
 
 
-def gone(integration_id: int) -> dict[str, Any]:
-    return {
-        "slug": None,
-        "ok": False,
-        "status_code": None,
-        "duration_ms": 0,
-        "error": f"integration {integration_id} no longer exists",
-        "url": "",
-        "attempts": 0,
-        "log_id": None,
-    }
-
-
 def enqueue_tests(
     integrations: Iterable[Integration], *, source: str = CallSource.TASK
 ) -> list[TaskResult[[int, str], dict[str, Any]]]:
     """Enqueue one ``run_test_call`` per integration; returns the task results in order.
 
-    They go to the ``INTEGRATIONS_TASK_QUEUE`` queue. With the immediate backend the
-    calls have run when this returns.
+    They go to the ``INTEGRATIONS_TASK_QUEUE`` queue, read now (not at import), so a
+    changed setting applies to the next enqueue. With the immediate backend the calls
+    have run when this returns.
     """
-    return [run_test_call.enqueue(integration.pk, source) for integration in integrations]
+    queued = run_test_call.using(queue_name=app_settings.TASK_QUEUE)
+    return [queued.enqueue(integration.pk, source) for integration in integrations]

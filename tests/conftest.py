@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from integrations import services
 from integrations.models import Integration
-from integrations.tokens.cache import token_cache
 from tests.keys import HMAC_SECRET
 from tests.loopback import LoopbackServer
 
@@ -21,14 +21,10 @@ def server() -> Iterator[LoopbackServer]:
 def _fresh_caches() -> Iterator[None]:
     from django.core.cache import cache
 
-    from integrations import services
-
-    token_cache.clear()
-    services._sessions.clear()
+    services.reset()
     cache.clear()
     yield
-    token_cache.clear()
-    services._sessions.clear()
+    services.reset()
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_request_id_is_taken_by_header_priority_whatever_the_case():
     is redacted like any other remote text."""
     from requests.structures import CaseInsensitiveDict
 
-    from integrations.audit import find_request_id
+    from integrations.calllog import find_request_id
 
     headers = CaseInsensitiveDict(
         {"cf-ray": "ray-1", "x-github-request-id": "gh-2", "Content-Type": "text/plain"}
@@ -163,7 +163,7 @@ def test_a_failing_log_write_never_loses_the_response(server, make_integration, 
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
-        with caplog.at_level(logging.ERROR, logger="integrations.audit"):
+        with caplog.at_level(logging.ERROR, logger="integrations.calllog"):
             response = services.request("billing", "GET", "x")
         assert response.json() == {"ok": True}
         assert Integration.objects.filter(slug="billing").exists()  # transaction still fine
@@ -183,7 +183,7 @@ def test_a_failing_log_write_outside_a_transaction_is_logged(server, make_integr
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
     try:
-        with caplog.at_level(logging.ERROR, logger="integrations.audit"):
+        with caplog.at_level(logging.ERROR, logger="integrations.calllog"):
             assert services.request("billing", "GET", "x").json() == {"ok": True}
     finally:
         with connection.cursor() as cursor:
@@ -218,19 +218,27 @@ def test_errors_from_the_session_are_logged_with_their_class(make_integration):
     assert row.error.startswith("RequestRefused: billing: absolute URL to another host refused")
 
 
-def test_example_view_is_staff_only(client, django_user_model, server, make_integration):
-    """project/: the example endpoint needs a staff login and calls the test path."""
+def operator_client(client, django_user_model):
+    """A client logged in as staff holding run_test_call (what the example view needs;
+    tests/project covers who may call it)."""
+    from django.contrib.auth.models import Permission
+
+    person = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    person.user_permissions.set(Permission.objects.filter(codename="run_test_call"))
+    client.force_login(person)
+    return client
+
+
+def test_example_view_calls_the_test_path(client, django_user_model, server, make_integration):
+    """project/: the example endpoint calls the test path, logged as source "api"."""
     server.route("GET", "/api/health", lambda r: Reply(200, {"up": True}))
     make_integration(base_url=f"{server.url}/api/", test_request={"path": "health"})
-    assert client.get("/example/billing/").status_code == 302
-    assert server.requests == []
-    staff = django_user_model.objects.create_user("op", password="pw", is_staff=True)
-    client.force_login(staff)
-    assert client.get("/example/billing/").json() == {
+    client = operator_client(client, django_user_model)
+    assert client.post("/example/billing/").json() == {
         "integration": "billing", "status": 200, "ok": True, "body": {"up": True}
     }
     assert CallLog.objects.get().source == "api"
-    assert client.get("/example/nope/").status_code == 404
+    assert client.post("/example/nope/").status_code == 404
 
 
 def test_example_view_reports_failures_as_502(
@@ -239,8 +247,7 @@ def test_example_view_reports_failures_as_502(
     """project/: a failed call is a 502 with the redacted error, never a traceback."""
     settings.INTEGRATIONS_RETRY_BACKOFF = 0.001
     make_integration(base_url="http://127.0.0.1:9/api/")
-    client.force_login(django_user_model.objects.create_user("op", is_staff=True))
-    response = client.get("/example/billing/")
+    response = operator_client(client, django_user_model).post("/example/billing/")
     assert response.status_code == 502 and response.json()["error"].startswith("ConnectionError")
 
 
@@ -248,7 +255,7 @@ def test_example_view_reports_failures_as_502(
 def test_background_log_writer_writes_every_row(server, make_integration, settings):
     """LOG_WRITER=background: calls only queue their rows; one thread writes them in
     batches, and flush() waits until all are in. Test calls stay synchronous."""
-    from integrations.audit import writer
+    from integrations.calllog import writer
 
     settings.INTEGRATIONS_LOG_WRITER = "background"
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
@@ -265,7 +272,7 @@ def test_background_log_writer_writes_every_row(server, make_integration, settin
 @pytest.mark.django_db(transaction=True)
 def test_background_writer_keeps_good_rows_of_a_failed_batch(make_integration, caplog):
     """A batch with a row that cannot be written still writes the others."""
-    from integrations.audit import BackgroundWriter, row_values
+    from integrations.calllog import BackgroundWriter, row_values
     from integrations.http.session import Outcome
 
     writer = BackgroundWriter()
@@ -276,7 +283,7 @@ def test_background_writer_keeps_good_rows_of_a_failed_batch(make_integration, c
         for row, url in [(good, "http://127.0.0.1:9/a"), (gone, "http://127.0.0.1:9/b")]
     ]
     Integration.objects.filter(slug="gone").delete()
-    with caplog.at_level(logging.ERROR, logger="integrations.audit"):
+    with caplog.at_level(logging.ERROR, logger="integrations.calllog"):
         for slug, values in rows:
             assert writer.submit(slug, values)
         assert writer.flush(timeout=10)

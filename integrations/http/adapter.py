@@ -2,9 +2,9 @@
 
 An adapter is the one place every request passes through, whichever session sent it
 and whatever its caller asked for, so the rules that must never be bypassed live here:
-TLS verification never turned off (SECURITY 14), no proxies (they would route around
-the address guard; SECURITY 13), connections only to checked addresses (SECURITY 11),
-and bodies read within the call's deadline and size cap (SECURITY 16-17).
+TLS verification never turned off (security.md #14), no proxies (they would route around
+the address guard; security.md #13), connections only to checked addresses (security.md #11),
+and bodies read within the call's deadline and size cap (security.md #16-17).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ POOL_CLASSES: dict[str, Any] = {"http": ConnectionPool, "https": TLSConnectionPo
 class GuardedAdapter(HTTPAdapter):
     def __init__(self, *, pool_maxsize: int | None = None) -> None:
         # pool_block: with more threads than connections, threads wait for a free
-        # connection instead of opening throwaway ones (SECURITY 20).
+        # connection instead of opening throwaway ones (security.md #20).
         super().__init__(
             pool_connections=4,
             pool_maxsize=pool_maxsize or app_settings.POOL_MAXSIZE,

@@ -1,5 +1,5 @@
 """Token auth as a requests ``AuthBase``: puts the cached token on each request and,
-on a 401, replaces it once (SECURITY 13, 24)."""
+on a 401, replaces it once (security.md #13, #24)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Bounds on a call: connect and read timeouts, an overall deadline, a size cap.
 
 requests' read timeout limits each ``recv``, not the call: a server sending one byte
-every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (SECURITY 16). So:
+every 0.4 s holds a ``timeout=(1, 1)`` call for as long as it likes (security.md #16). So:
 
 - from the wait for the response head until the body is read, a watchdog thread (one
   per process) shuts the socket down if the deadline passes first;
 - bodies are streamed here, one socket read at a time, with the socket's timeout shrunk
   to what is left of the deadline; decoded bytes are counted against the cap as they
-  come, which also stops a gzip bomb early (SECURITY 17).
+  come, which also stops a gzip bomb early (security.md #17).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An optional circuit breaker per integration (SECURITY 19).
+"""An optional circuit breaker per integration (security.md #19).
 
 After ``CIRCUIT_FAILURES`` calls in a row fail (no response, a timeout, a token that
 could not be obtained, or a 429/5xx after retries), calls fail fast with

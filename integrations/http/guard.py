@@ -1,4 +1,4 @@
-"""The address guard (SSRF; SECURITY 10-11).
+"""The address guard (SSRF; security.md #10-11).
 
 Unless ``INTEGRATIONS_ALLOW_PRIVATE_NETWORKS`` is on, a connection may only go to a
 globally routable address. The check happens where the socket is opened: the host is

@@ -1,4 +1,4 @@
-"""When and how long to wait before trying a call again (SECURITY 18).
+"""When and how long to wait before trying a call again (security.md #18).
 
 Idempotent methods are retried on connection errors, read timeouts and on
 429/502/503/504, with

@@ -2,14 +2,15 @@
 
 ``GuardedSession`` (from ``create_session``) is the plain session for token endpoints:
 User-Agent, timeouts, ``trust_env`` off (a ``~/.netrc`` entry or proxy variable must not
-replace the JWT or route around the address guard; SECURITY 13), no cookie jar, no
+replace the JWT or route around the address guard; security.md #13), no cookie jar, no
 redirects, and the ``GuardedAdapter`` underneath for the address guard, TLS and bounds.
 
 ``IntegrationSession`` adds one integration: paths appended to its ``base_url``, its
-token auth, its headers, retries, optional redirects that drop credentials on a host
-change, and a call log row per call as its ``log_calls`` says.
+token auth, its headers, retries, optional redirects that send only safe headers after a
+host change, and an ``on_call`` callback told of every call (services wires it to
+the call log).
 
-Thread safety (SECURITY 20; requests #2766): a session holds no per-request state. The
+Thread safety (security.md #20; requests #2766): a session holds no per-request state. The
 cookie jar rejects everything, headers and auth are read-only after construction, the
 token lives on each prepared request, and the connection pool is bounded and blocking.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from http.cookiejar import Cookie, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -32,29 +34,27 @@ from requests.structures import CaseInsensitiveDict
 from ..exceptions import CircuitOpen, RequestRefused
 from ..redaction import redact_text
 from ..settings import app_settings
+from ..urlpaths import join_url as join_url  # re-exported until tokens/ uses urlpaths
+from ..urlpaths import origin
 from . import retry as retries
 from .adapter import GuardedAdapter
+from .auth import TokenAuth
 from .bounds import Bounds
 from .breaker import CircuitBreaker, is_failure
 
 if TYPE_CHECKING:
     from ..models import Integration
+    from ..tokens.base import TokenProvider
 
 ALWAYS_CREDENTIALS = ("Authorization", "Proxy-Authorization", "Cookie")
+# What may still be sent once a redirect leaves the integration's host (security.md #12,
+# #40): requests' own defaults and the headers that describe a re-sent body. Every other
+# header, configured on the integration or passed per call, may be a credential.
+SAFE_AFTER_HOST_CHANGE = frozenset({
+    "accept", "accept-encoding", "accept-language", "cache-control", "connection",
+    "content-length", "content-type", "user-agent",
+})
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def join_url(base_url: str, path: str) -> str:
-    """Append ``path`` to ``base_url`` with exactly one slash (SPEC: never RFC 3986's
-    join, which would drop ``/api/v3``)."""
-    if not path:
-        return base_url
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 class RejectAllCookies(DefaultCookiePolicy):
@@ -170,8 +170,9 @@ class GuardedSession(requests.Session):
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
     ) -> None:
-        """Check each redirect hop, and strip every credential header when it changes
-        host (requests strips only Authorization; SECURITY 12). No netrc, ever."""
+        """Check each redirect hop, and when it changes host send only the
+        SAFE_AFTER_HOST_CHANGE headers (requests strips only Authorization; security.md
+        #12, #40). No netrc, ever."""
         url = prepared_request.url or ""
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or parts.username or parts.password:
@@ -180,28 +181,39 @@ class GuardedSession(requests.Session):
             self.leave_home(prepared_request)
 
     def leave_home(self, prepared_request: requests.PreparedRequest) -> None:
-        for name in self.credential_headers:
-            prepared_request.headers.pop(name, None)
+        headers = prepared_request.headers
+        credentials = {name.lower() for name in self.credential_headers}
+        for name in [
+            name
+            for name in headers
+            if name.lower() not in SAFE_AFTER_HOST_CHANGE or name.lower() in credentials
+        ]:
+            del headers[name]
 
 
 class IntegrationSession(GuardedSession):
     """A session bound to one integration; safe to share between threads."""
 
-    def __init__(self, integration: Integration, *, source: str = "api") -> None:
-        from ..audit import log_call
-        from ..validation import build_provider
-        from .auth import TokenAuth
-
+    def __init__(
+        self,
+        integration: Integration,
+        provider: TokenProvider,
+        *,
+        source: str = "api",
+        on_call: OnCall | None = None,
+    ) -> None:
+        """``provider`` mints the integration's tokens; ``on_call`` hears of every call
+        made through ``request`` (services passes the call log's ``log_call``)."""
         super().__init__(ca_bundle=integration.ca_bundle, read_timeout=integration.timeout)
         self.integration = integration
         self.source = source
         self.base_url = integration.base_url
         self.headers.update(integration.headers or {})
         self.follow_redirects = integration.follow_redirects
-        self.provider = build_provider(integration)
-        self.auth = TokenAuth(self.provider, create_session(ca_bundle=integration.ca_bundle))
+        self.provider = provider
+        self.auth = TokenAuth(provider, create_session(ca_bundle=integration.ca_bundle))
         self.credential_headers = tuple(
-            dict.fromkeys(ALWAYS_CREDENTIALS + self.provider.credential_headers)
+            dict.fromkeys(ALWAYS_CREDENTIALS + provider.credential_headers)
         )
         self.retry = retries.RetryPolicy.from_settings(integration.idempotency_header)
         self.breaker = (
@@ -210,7 +222,7 @@ class IntegrationSession(GuardedSession):
             else None
         )
         self._home = origin(self.base_url)
-        self._log_call = log_call  # bound here: audit imports the models
+        self._on_call = on_call
 
     def __repr__(self) -> str:
         return f"<IntegrationSession {self.integration.slug!r}>"
@@ -335,7 +347,8 @@ class IntegrationSession(GuardedSession):
             url.decode() if isinstance(url, bytes) else url,
             **kwargs,
         )
-        self._log_call(self.integration, self.source, outcome)
+        if self._on_call is not None:
+            self._on_call(self.integration, self.source, outcome)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.response is not None
@@ -375,3 +388,8 @@ class Outcome:
     @property
     def status_code(self) -> int | None:
         return self.response.status_code if self.response is not None else None
+
+
+OnCall = Callable[["Integration", str, Outcome], None]
+"""Told of each call made through ``IntegrationSession.request``: (integration, source,
+outcome)."""

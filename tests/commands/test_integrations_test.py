@@ -151,16 +151,16 @@ def test_enqueue_prints_task_ids_and_runs_as_tasks(two):
 def test_an_unexpected_error_fails_one_result_not_the_run(two, monkeypatch):
     """A bug hit while testing one integration becomes that integration's failed result
     (logged); the others are still tested and reported."""
-    from integrations import services
+    from integrations import testcalls
 
-    real = services.perform_test
+    real = testcalls.perform
 
     def flaky(integration, **kwargs):
         if integration.slug == "down":
             raise RuntimeError("boom")
         return real(integration, **kwargs)
 
-    monkeypatch.setattr(services, "perform_test", flaky)
+    monkeypatch.setattr(testcalls, "perform", flaky)
     ran = run("integrations_test", "--all", "--json", "--parallel", "2")
     results = {item["slug"]: item for item in json.loads(ran.out)}
     assert ran.code == 1

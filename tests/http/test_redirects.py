@@ -98,3 +98,25 @@ def test_caller_can_still_decline_redirects(server, make_integration):
     server.route("GET", "/api/x", moved("/api/y"))
     make_integration(base_url=f"{server.url}/api/", follow_redirects=True)
     assert services.request("billing", "GET", "x", allow_redirects=False).status_code == 302
+
+
+def test_other_host_gets_only_safe_headers(server, other, make_integration):
+    """security.md #12, #40: after a cross-host redirect only an allowlist of safe
+    headers is sent; headers configured on the integration and per-call headers (any of
+    which may be a credential) are dropped, whatever their names."""
+    server.route("GET", "/api/x", moved(f"http://localhost:{other.port}/landing"))
+    other.route("GET", "/landing", lambda r: Reply(200, {"landed": True}))
+    make_integration(
+        base_url=f"{server.url}/api/",
+        follow_redirects=True,
+        headers={"X-Tenant-Key": "configured-secret"},
+    )
+    response = services.request(
+        "billing", "GET", "x", headers={"X-Signature": "per-call-secret", "Accept": "text/csv"}
+    )
+    assert response.json() == {"landed": True}
+    assert server.requests[0].headers["X-Tenant-Key"] == "configured-secret"
+    landed = {name.lower(): value for name, value in other.requests[0].headers.items()}
+    assert "x-tenant-key" not in landed and "x-signature" not in landed
+    assert landed["accept"] == "text/csv" and landed["user-agent"]
+    assert set(landed) <= {"host", "accept", "accept-encoding", "connection", "user-agent"}

@@ -278,7 +278,7 @@ def test_a_forked_child_starts_with_fresh_sessions_and_threads(server, make_inte
     import os
     import warnings
 
-    from integrations.audit import writer
+    from integrations.calllog import writer
     from integrations.http.bounds import watchdog
 
     server.route("GET", "/api/x", lambda r: Reply(200, {}))

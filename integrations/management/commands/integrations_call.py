@@ -8,9 +8,10 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.audit import describe_error, redact_text
+from integrations.calllog import describe_error
 from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
 from integrations.models import CallSource
+from integrations.redaction import redact_text
 from integrations.services import get_session
 from integrations.validation import HEADER_NAME, HTTP_METHODS
 

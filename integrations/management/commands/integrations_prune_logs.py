@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.logs import prune_call_logs
+from integrations.calllog import prune_call_logs
 from integrations.settings import app_settings
 
 

@@ -5,11 +5,12 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 
-from integrations.audit import describe_error
-from integrations.models import CallLog, CallSource, Integration
-from integrations.runner import DEFAULT_PARALLEL, run_tests, summary
+from integrations.calllog import describe_error
+from integrations.models import CallSource, Integration
+from integrations.tasks import enqueue_tests
+from integrations.testcalls import DEFAULT_PARALLEL, TestResult, run_tests
 
 SLOWEST_SHOWN = 3
 
@@ -66,13 +67,13 @@ class Command(BaseCommand):
         )
         if progress:
             progress.finish()
-        for row in results:
-            if options["verbosity"] >= 1 or not row.ok:
-                self.report(row)
+        for result in results:
+            if options["verbosity"] >= 1 or not result.ok:
+                self.report(result)
         if options["json"]:
-            self.stdout.write(json.dumps([summary(row) for row in results], indent=2))
+            self.stdout.write(json.dumps([result.as_dict() for result in results], indent=2))
         self.summarize(results, time.perf_counter() - started)
-        failed = sum(not row.ok for row in results)
+        failed = sum(not result.ok for result in results)
         if failed:
             raise CommandError(f"{failed} of {len(results)} test call(s) failed", returncode=1)
 
@@ -88,18 +89,16 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown integration: {', '.join(unknown)}", returncode=2)
             selected = [found[slug] for slug in dict.fromkeys(slugs)]
             if only_failed:
-                failing = set(last_test_failed(Integration.objects.filter(slug__in=slugs)))
+                failing = set(last_test_failed(slug__in=slugs))
                 selected = [i for i in selected if i.pk in failing]
             return selected
         enabled = Integration.objects.filter(enabled=True).order_by("slug")
         if only_failed:
-            enabled = enabled.filter(pk__in=list(last_test_failed(enabled)))
+            enabled = enabled.filter(pk__in=last_test_failed(enabled=True))
         return list(enabled)
 
     def enqueue(self, integrations: list[Integration], *, as_json: bool) -> None:
         try:
-            from integrations.tasks import enqueue_tests
-
             results = enqueue_tests(integrations)
         except Exception as exc:
             # The engine is unreachable or misconfigured (Redis down, queue unknown).
@@ -116,38 +115,34 @@ class Command(BaseCommand):
         backend = type(results[0].task.get_backend()).__name__
         self.stderr.write(f"Enqueued {len(results)} test call(s) on {backend}.")
 
-    def report(self, row: CallLog) -> None:
-        slug = row.integration.slug
-        if row.ok:
+    def report(self, result: TestResult) -> None:
+        slug = result.slug
+        if result.ok:
             self.stderr.write(
-                self.style.SUCCESS(f"ok    {slug}: {row.status_code} in {row.duration_ms} ms")
+                self.style.SUCCESS(f"ok    {slug}: {result.status_code} in {result.duration_ms} ms")
             )
         else:
-            reason = row.error or f"status {row.status_code}"
+            reason = result.error or f"status {result.status_code}"
             self.stderr.write(self.style.ERROR(f"FAIL  {slug}: {reason}"))
 
-    def summarize(self, results: list[CallLog], elapsed: float) -> None:
-        failed = sum(not row.ok for row in results)
+    def summarize(self, results: list[TestResult], elapsed: float) -> None:
+        failed = sum(not result.ok for result in results)
         line = f"{len(results) - failed} passed, {failed} failed in {elapsed:.1f} s"
         timed = sorted((r for r in results if r.status_code is not None),
                        key=lambda r: r.duration_ms, reverse=True)[:SLOWEST_SHOWN]
         if timed:
             line += "; slowest: " + ", ".join(
-                f"{r.integration.slug} {r.duration_ms} ms" for r in timed
+                f"{r.slug} {r.duration_ms} ms" for r in timed
             )
         self.stderr.write(self.style.ERROR(line) if failed else self.style.SUCCESS(line))
 
 
-def last_test_failed(integrations: QuerySet[Integration]) -> QuerySet[Integration, int]:
-    """Primary keys of those whose most recent test call failed (never tested: excluded)."""
-    latest = CallLog.objects.filter(integration=OuterRef("pk"), is_test=True).order_by(
-        "-created_at", "-id"
-    )
-    return (
-        integrations.annotate(last_ok=Subquery(latest.values("ok")[:1]))
-        .filter(last_ok=False)
-        .values_list("pk", flat=True)
-    )
+def last_test_failed(**filters: Any) -> list[int]:
+    """Primary keys of those (matching ``filters``) whose most recent test call failed
+    (never tested: excluded)."""
+    # QuerySet[Any]: django-stubs cannot see with_last_test()'s annotations.
+    latest: QuerySet[Any] = Integration.objects.filter(**filters).with_last_test()
+    return list(latest.filter(last_test_ok=False).values_list("pk", flat=True))
 
 
 class Progress:
@@ -158,9 +153,9 @@ class Progress:
         self.total = total
         self.done = self.failed = 0
 
-    def update(self, row: CallLog) -> None:
+    def update(self, result: TestResult) -> None:
         self.done += 1
-        self.failed += not row.ok
+        self.failed += not result.ok
         self.command.stderr.write(
             f"\r[{self.done}/{self.total}] {self.done - self.failed} passed, "
             f"{self.failed} failed",

@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from integrations.audit import describe_error
+from integrations.calllog import describe_error
 from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
 from integrations.http.session import create_session
 from integrations.services import load_integration

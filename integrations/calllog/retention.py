@@ -1,4 +1,4 @@
-"""Call-log retention (SECURITY 27)."""
+"""Call-log retention (security.md #27)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import CallLog
+from ..models import CallLog
 
 
 def prune_call_logs(*, older_than_days: int, batch_size: int = 10_000) -> int:

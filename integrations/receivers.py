@@ -1,0 +1,18 @@
+"""Receivers that keep per-process state in step with the database (connected by
+``apps.IntegrationsConfig.ready``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from .models import Integration
+from .services import forget_sessions
+
+
+@receiver(post_save, sender=Integration)
+@receiver(post_delete, sender=Integration)
+def _integration_changed(*, instance: Integration, **kwargs: Any) -> None:
+    forget_sessions(instance.slug)

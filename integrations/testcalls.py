@@ -1,0 +1,220 @@
+"""Test calls: fire an integration's test request, log it, and say how it went.
+
+One result type for every caller: ``TestResult`` (``as_dict()`` is what a task returns
+and ``integrations_test --json`` prints). ``run_test`` runs one test call;
+``run_tests`` runs many on a pool of threads. Test calls are always logged
+(docs/reference.md, call log), whatever the integration's ``log_calls``.
+
+The calls wait on the network, so threads overlap them: with ``parallel`` threads, N
+integrations that each answer in t seconds take about N·t/parallel. The threads only
+talk HTTP; the calling thread writes the log rows, so a run opens no extra database
+connection and works on SQLite as well as PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, transaction
+
+from . import calllog
+from .http import IntegrationSession
+from .http.session import Outcome
+from .models import CallLog, Integration
+from .tokens.registry import build_provider
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PARALLEL = 8
+WRITE_BATCH = 200
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """How one test call went. ``row`` is its call-log row (no pk if the write failed;
+    None when there was no integration to call)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    slug: str | None
+    ok: bool
+    status_code: int | None = None
+    duration_ms: int = 0
+    error: str = ""
+    url: str = ""
+    attempts: int = 0
+    log_id: int | None = None
+    account: str | None = None
+    row: CallLog | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_row(cls, row: CallLog) -> TestResult:
+        return cls(
+            slug=row.integration.slug,
+            ok=row.ok,
+            status_code=row.status_code,
+            duration_ms=row.duration_ms,
+            error=row.error,
+            url=row.url,
+            attempts=row.attempts,
+            log_id=row.pk,
+            row=row,
+        )
+
+    @classmethod
+    def missing(cls, integration_id: int) -> TestResult:
+        """The result for an integration deleted before its test call could run."""
+        return cls(slug=None, ok=False, error=f"integration {integration_id} no longer exists")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON (no secret: the error is redacted like the log row's)."""
+        return {
+            "slug": self.slug,
+            "ok": self.ok,
+            "status_code": self.status_code,
+            "duration_ms": self.duration_ms,
+            "error": self.error or None,
+            "url": self.url,
+            "attempts": self.attempts,
+            "log_id": self.log_id,
+            "account": self.account,
+        }
+
+
+def default_parallel(count: int) -> int:
+    """Threads for ``count`` integrations when the operator does not say."""
+    return max(1, min(DEFAULT_PARALLEL, count))
+
+
+def perform(
+    integration: Integration, *, source: str, session: IntegrationSession | None = None
+) -> tuple[Outcome, bool, str]:
+    """Fire the test request without logging it: (outcome, ok, error).
+
+    Without ``session`` one is built from ``integration`` itself, touching no database,
+    so many can run on threads while one thread writes the log rows.
+    """
+    test = integration.test_request or {}
+    method = str(test.get("method", "GET")).upper()
+    path = str(test.get("path", ""))
+    expected = test.get("expect_status") or []
+    if not integration.enabled:
+        return Outcome(method, integration.base_url, time.perf_counter()), False, "disabled"
+    try:
+        if session is None:
+            session = IntegrationSession(integration, build_provider(integration), source=source)
+    except Exception as exc:
+        return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
+    outcome = session.perform(method, path, trial=True)
+    ok = outcome.response is not None and (
+        outcome.response.status_code in expected if expected else outcome.response.ok
+    )
+    error = ""
+    if outcome.response is not None and not ok:
+        error = f"unexpected status {outcome.response.status_code}"
+        if expected:
+            error += f" (expected {', '.join(map(str, expected))})"
+    return outcome, ok, error
+
+
+def run_test(
+    integration: Integration, *, source: str, session: IntegrationSession | None = None
+) -> TestResult:
+    """Fire the integration's test request (through ``session`` if given) and log it."""
+    outcome, ok, error = perform(integration, source=source, session=session)
+    return TestResult.from_row(calllog.record(integration, source, outcome, ok=ok, error=error))
+
+
+def run_tests(
+    integrations: Sequence[Integration],
+    *,
+    source: str,
+    parallel: int | None = None,
+    on_result: Callable[[TestResult], None] | None = None,
+) -> list[TestResult]:
+    """Fire each integration's test request, ``parallel`` at a time, and log every one;
+    returns the results in input order.
+
+    Only the calling thread writes to the database, in batches: SQLite allows one writer
+    at a time, and a batch costs one commit instead of one per row. ``on_result`` is
+    called in the calling thread as each result arrives (for progress; its ``log_id``
+    is not known yet then).
+    """
+    threads = parallel if parallel is not None else default_parallel(len(integrations))
+    rows: list[CallLog | None] = [None] * len(integrations)
+    unsaved: list[CallLog] = []
+    for index, row in _completed(integrations, source, threads):
+        rows[index] = row
+        unsaved.append(row)
+        if len(unsaved) >= WRITE_BATCH:
+            _save(unsaved)
+        if on_result is not None:
+            on_result(TestResult.from_row(row))
+    _save(unsaved)
+    return [TestResult.from_row(row) for row in rows if row is not None]
+
+
+def _unsaved_row(integration: Integration, source: str) -> CallLog:
+    """The test call as an unsaved ``CallLog``; touches no database, so it runs on any
+    thread. An unexpected error becomes a failed result, so one broken integration never
+    stops a run over the others."""
+    try:
+        outcome, ok, error = perform(integration, source=source)
+    except Exception as exc:
+        logger.exception("test call for %s failed unexpectedly", integration.slug)
+        return CallLog(
+            integration=integration, source=source, is_test=True, ok=False,
+            error=calllog.describe_error(exc),
+        )
+    return calllog.build_row(integration, source, outcome, ok=ok, is_test=True, error=error)
+
+
+def _save(rows: list[CallLog]) -> None:
+    if not rows:
+        return
+    try:
+        with transaction.atomic():
+            CallLog.objects.bulk_create(rows)
+    except DatabaseError:
+        # As calllog.write: a log that cannot be written never hides the results.
+        logger.exception("could not write %d test call log rows", len(rows))
+    rows.clear()
+
+
+def _completed(
+    integrations: Sequence[Integration], source: str, threads: int
+) -> Iterator[tuple[int, CallLog]]:
+    """(index, row) pairs as calls finish, from ``threads`` threads."""
+    if threads <= 1 or len(integrations) <= 1:
+        for index, integration in enumerate(integrations):
+            yield index, _unsaved_row(integration, source)
+        return
+    todo: queue.SimpleQueue[tuple[int, Integration]] = queue.SimpleQueue()
+    for item in enumerate(integrations):
+        todo.put(item)
+    done: queue.SimpleQueue[tuple[int, CallLog]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while True:
+            try:
+                index, integration = todo.get_nowait()
+            except queue.Empty:
+                return
+            done.put((index, _unsaved_row(integration, source)))
+
+    pool = [
+        threading.Thread(target=work, name=f"integrations-test-{n}", daemon=True)
+        for n in range(min(threads, len(integrations)))
+    ]
+    for thread in pool:
+        thread.start()
+    for _ in integrations:
+        yield done.get()
+    for thread in pool:
+        thread.join()
