@@ -1,6 +1,7 @@
-"""System checks for the storage key ring (``manage.py check``).
+"""System checks (``manage.py check``): the storage key ring and the settings' values.
 
-Check messages name the setting and the key's position, never a key.
+Check messages name the setting and the key's position, never a key or a value that
+could be one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 
 from .crypto import configured_keys, parse_key
 from .exceptions import IntegrationConfigurationError
-from .settings import app_settings
+from .settings import DEFAULTS, app_settings
 
 GENERATE_HINT = (
     'Generate one with python -c "from cryptography.fernet import Fernet; '
@@ -89,3 +90,38 @@ def _signing_keys() -> set[str | bytes]:
         elif value:
             found.update({value, value.encode("utf-8")})
     return found
+
+
+LOG_WRITERS = ("sync", "background")
+# Settings that must be numbers above zero, and those that may also be zero (0 turns
+# the circuit breaker off, no retries, no recheck delay).
+POSITIVE = ("TOKEN_LOCK_TIMEOUT", "MAX_RESPONSE_BYTES", "CONNECT_TIMEOUT", "DEADLINE_FACTOR",
+            "POOL_MAXSIZE", "CIRCUIT_RESET", "LOG_RETENTION_DAYS")
+NOT_NEGATIVE = ("TOKEN_REFRESH_MARGIN", "RETRY_TOTAL", "RETRY_BACKOFF", "RETRY_AFTER_CAP",
+                "SESSION_RECHECK", "CIRCUIT_FAILURES")
+WHOLE_NUMBERS = {"MAX_RESPONSE_BYTES", "POOL_MAXSIZE", "LOG_RETENTION_DAYS", "RETRY_TOTAL",
+                 "CIRCUIT_FAILURES"}
+NON_EMPTY_TEXT = ("USER_AGENT", "TASK_QUEUE")
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E010 a setting whose value the app cannot use (a typo would otherwise be silently
+    read as the default behaviour): each message names the setting."""
+    problems: list[str] = []
+    if app_settings.LOG_WRITER not in LOG_WRITERS:
+        problems.append(f"INTEGRATIONS_LOG_WRITER must be one of {', '.join(LOG_WRITERS)}")
+    for name in (*POSITIVE, *NOT_NEGATIVE):
+        value = getattr(app_settings, name)
+        whole = name in WHOLE_NUMBERS
+        kind = "a whole number" if whole else "a number"
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+            problems.append(f"INTEGRATIONS_{name} must be {kind} (default {DEFAULTS[name]})")
+        elif value != value or value < 0 or (name in POSITIVE and value == 0):  # NaN too
+            bound = "above 0" if name in POSITIVE else "0 or more"
+            problems.append(f"INTEGRATIONS_{name} must be {kind} {bound}")
+    for name in NON_EMPTY_TEXT:
+        value = getattr(app_settings, name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"INTEGRATIONS_{name} must be a non-empty string")
+    return [Error(problem, id="integrations.E010") for problem in problems]

@@ -98,3 +98,41 @@ def test_key_ring_follows_override_settings():
     with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[OTHER, KEY]):
         assert keyring().ids == (key_id(parse_key(OTHER)), key_id(parse_key(KEY)))
     assert keyring().ids == outside
+
+
+def setting_errors(**settings: object) -> list[str]:
+    from integrations.checks import check_settings
+
+    with override_settings(**settings):
+        return [message.msg for message in check_settings()]
+
+
+def test_default_settings_pass_the_settings_check():
+    assert setting_errors() == []
+
+
+def test_a_log_writer_typo_is_an_error_naming_the_setting():
+    """A typo in INTEGRATIONS_LOG_WRITER is an error, not silently the sync writer."""
+    (message,) = setting_errors(INTEGRATIONS_LOG_WRITER="backgroud")
+    assert message.startswith("INTEGRATIONS_LOG_WRITER must be one of sync, background")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("INTEGRATIONS_CONNECT_TIMEOUT", 0, "above 0"),
+        ("INTEGRATIONS_CONNECT_TIMEOUT", "5", "must be a number"),
+        ("INTEGRATIONS_POOL_MAXSIZE", 2.5, "must be a whole number"),
+        ("INTEGRATIONS_RETRY_TOTAL", -1, "0 or more"),
+        ("INTEGRATIONS_DEADLINE_FACTOR", float("nan"), "above 0"),
+        ("INTEGRATIONS_LOG_RETENTION_DAYS", True, "whole number"),
+        ("INTEGRATIONS_TASK_QUEUE", "", "non-empty string"),
+    ],
+)
+def test_unusable_numbers_and_names_are_errors(setting, value, says):
+    (message,) = setting_errors(**{setting: value})
+    assert message.startswith(setting) and says in message
+
+
+def test_zero_is_fine_where_it_turns_something_off():
+    assert setting_errors(INTEGRATIONS_CIRCUIT_FAILURES=0, INTEGRATIONS_RETRY_TOTAL=0) == []
