@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext_lazy as _
 
+from .accounts import KEY_PATTERN, KEY_RULE, account_errors
 from .crypto import associated_data, keyring
 from .exceptions import SecretDecryptionError
 from .validation import validate_integration
@@ -193,13 +196,95 @@ class CallLog(models.Model):
     token_kid = models.CharField(max_length=200, blank=True)
     token_jti = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Kept when the account is deleted (the row still belongs to the integration). No
+    # index of its own: calllog_account_latest starts with it.
+    account = models.ForeignKey(
+        "Account",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="call_logs",
+        db_index=False,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["integration", "-created_at"], name="calllog_integration_latest"),
+            # "Latest calls of one account" (admin, last test per account).
+            models.Index(fields=["account", "-created_at"], name="calllog_account_latest"),
         ]
 
     def __str__(self) -> str:
         status = self.status_code if self.status_code is not None else "no response"
         return f"{self.method} {self.url} → {status}"
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    def with_last_test(self) -> AccountQuerySet:
+        """Annotate each account with its newest test call's ``last_test_<column>``
+        (as ``IntegrationQuerySet.with_last_test``), over the (account, -created_at)
+        index: constant queries however many accounts a page lists."""
+        latest = CallLog.objects.filter(account=OuterRef("pk"), is_test=True).order_by(
+            "-created_at", "-id"
+        )
+        return self.annotate(**{
+            f"last_test_{name}": Subquery(latest.values(name)[:1]) for name in LAST_TEST_FIELDS
+        })
+
+
+class Account(models.Model):
+    """One account an integration acts for (docs/reference.md, Accounts): a GitHub App
+    installation, a user a service account impersonates. ``options`` holds only what
+    differs from the integration's auth options; tokens are per account (security.md
+    #31). Validated on every save."""
+
+    # No index of its own: the (integration, key) constraint starts with it.
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="accounts", db_index=False
+    )
+    key = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(f"^{KEY_PATTERN}$", f"Must be {KEY_RULE}.")],
+        help_text=_("The account's name in code and commands."),
+    )
+    name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_('Auth option overrides, e.g. {"installation_id": "4711"}.'),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["integration", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "key"], name="account_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    def __repr__(self) -> str:
+        return f"<Account {self.key!r} of integration {self.integration_id}>"
+
+    def clean(self) -> None:
+        if self.integration_id is None:
+            return  # clean_fields reports the missing integration
+        errors = account_errors(self.integration, self.options)
+        if errors:
+            # Every message names the account and the option (one JSON field holds them).
+            by_field: dict[str, list[str]] = {}
+            for name, messages in errors.items():
+                option = name.partition(".")[2]
+                where = f"account {self.key}: {name}" if option else f"account {self.key}"
+                by_field.setdefault("options", []).extend(f"{where}: {m}" for m in messages)
+            raise ValidationError(by_field)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.full_clean()
+        super().save(*args, **kwargs)

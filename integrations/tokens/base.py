@@ -216,6 +216,8 @@ class TokenProvider:
     # The options an account may override (docs/reference.md, Accounts): form fields of
     # ``Options``, or "claims", merged over the token's claims after ``map_options``.
     account_options: ClassVar[tuple[str, ...]] = ()
+    # Of those, the ones every account must end up with (its own or the integration's).
+    account_required: ClassVar[tuple[str, ...]] = ()
 
     @sensitive_variables()
     def __init__(self, integration: IntegrationLike, options: dict[str, Any]) -> None:

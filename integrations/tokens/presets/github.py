@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class GitHubAppProvider(Preset, ExchangeProvider):
     type = "github_app"
     account_options = ("installation_id",)
+    account_required = ("installation_id",)
     label = "GitHub App installation"
     signing_key = PresetKey("RS256", "The app's PEM private key (RSA).")
     # GitHub refuses "'exp' is too far in the future" past now + 600; the default leaves
