@@ -8,6 +8,7 @@ protected ``/api/resource`` that accepts only tokens it issued.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -55,6 +56,19 @@ def expect(**wanted: Any) -> Rule:
         return None
 
     return rule
+
+
+def check_jwt(
+    token: str, verify_key: str | bytes, algorithm: str, rules: list[Rule], request: Recorded
+) -> tuple[dict[str, Any], dict[str, Any], str | None, bool]:
+    """(header, claims, problem, signature_ok): the JWT verified with joserfc, then each
+    rule; ``problem`` is None when all hold."""
+    try:
+        header, claims = jose.verify(token, verify_key, algorithm)
+    except Exception as exc:
+        return {}, {}, f"bad JWT: {exc}", False
+    problem = next(filter(None, (rule(header, claims, request) for rule in rules)), None)
+    return header, claims, problem, True
 
 
 class AuthServer:
@@ -110,14 +124,12 @@ class AuthServer:
             problem = self.form_rule(request)
             if problem:
                 return Reply(400, {"error": "invalid_request", "error_description": problem})
-        try:
-            header, claims = jose.verify(assertion, self.verify_key, self.algorithm)
-        except Exception as exc:
-            return Reply(401, {"error": "invalid_grant", "error_description": f"bad JWT: {exc}"})
-        for rule in self.rules:
-            problem = rule(header, claims, request)
-            if problem:
-                return Reply(400, {"error": "invalid_grant", "error_description": problem})
+        header, claims, problem, signed = check_jwt(
+            assertion, self.verify_key, self.algorithm, self.rules, request
+        )
+        if problem:
+            status = 400 if signed else 401
+            return Reply(status, {"error": "invalid_grant", "error_description": problem})
         with self.lock:
             jti = claims.get("jti")
             if jti is not None:
@@ -165,14 +177,11 @@ class BearerAPI:
         scheme, _, token = request.headers.get(self.header, "").partition(" ")
         if scheme != self.scheme:
             return Reply(401, {"errors": [{"detail": f"expected {self.scheme} scheme"}]})
-        try:
-            header, claims = jose.verify(token, self.verify_key, self.algorithm)
-        except Exception as exc:
-            return Reply(401, {"errors": [{"detail": f"bad JWT: {exc}"}]})
-        for rule in self.rules:
-            problem = rule(header, claims, request)
-            if problem:
-                return Reply(401, {"errors": [{"detail": problem}]})
+        header, claims, problem, _ = check_jwt(
+            token, self.verify_key, self.algorithm, self.rules, request
+        )
+        if problem:
+            return Reply(401, {"errors": [{"detail": problem}]})
         self.accepted.append((header, claims))
         return Reply(200, {"data": []})
 
@@ -197,6 +206,20 @@ def generic_grant(make_integration: Any, auth: AuthServer, claims: dict[str, Any
     )
 
 
+def generic_bearer(
+    make_integration: Any, server: LoopbackServer, algorithm: str, key: str, **config: Any
+):
+    """The generic jwt_bearer signing with ``key``: how the negative tests send what a
+    bearer preset would, with one of its provider's rules broken."""
+    headers = config.pop("headers", {})
+    return make_integration(
+        base_url=server.url,
+        auth_config={"algorithm": algorithm, **config},
+        secrets={"key": key},
+        headers=headers,
+    )
+
+
 def refused_on_save(
     make_integration: Any, auth_type: str, config: dict, secrets: dict, message: str
 ) -> str:
@@ -205,3 +228,22 @@ def refused_on_save(
     with pytest.raises(ValidationError, match=message) as caught:
         make_integration("refused", auth_type=auth_type, auth_config=config, secrets=secrets)
     return str(caught.value)
+
+
+# Google scopes the key-file tests ask for.
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/drive"]
+
+
+def key_file(token_uri: str, **changes: Any) -> str:
+    """A Google service-account key file for the test RSA key; None removes a field."""
+    data = {
+        "type": "service_account",
+        "project_id": "demo",
+        "private_key_id": "8f2c1d",
+        "private_key": rsa_pem(),
+        "client_email": "robot@demo.iam.gserviceaccount.com",
+        "client_id": "1234",
+        "token_uri": token_uri,
+        **changes,
+    }
+    return json.dumps({k: v for k, v in data.items() if v is not None})

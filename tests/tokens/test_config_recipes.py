@@ -10,8 +10,7 @@ import pytest
 from integrations import services
 from integrations.configfile import export_config, import_config
 from tests.keys import public_pem, rsa_pem
-from tests.tokens.emulators import AuthServer, expect
-from tests.tokens.test_presets import SCOPES, key_file
+from tests.tokens.emulators import SCOPES, AuthServer, expect, key_file
 
 pytestmark = pytest.mark.django_db
 

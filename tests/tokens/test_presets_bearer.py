@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from integrations import services
 from integrations.tokens.presets.atlassian_connect import query_string_hash
 from tests.keys import HMAC_SECRET, ec_pem, public_pem, rsa_pem
-from tests.tokens.emulators import BearerAPI, claims_within, expect, refused_on_save
+from tests.tokens.emulators import BearerAPI, claims_within, expect, generic_bearer, refused_on_save
 
 pytestmark = pytest.mark.django_db
 
@@ -60,15 +60,14 @@ def test_app_store_connect_token_is_accepted(server, make_integration):
 def test_app_store_emulator_refuses_a_token_over_20_minutes(server, make_integration):
     """Negative: the same token with exp 30 min ahead is refused (401)."""
     app_store_emulator(server)
-    make_integration(
-        base_url=server.url,
-        auth_config={
-            "algorithm": "ES256",
-            "key_id": "2X9R4HXF34",
-            "claims": {"iss": "69a6de70-03db", "aud": "appstoreconnect-v1"},
-            "lifetime": 1800,
-        },
-        secrets={"key": ec_pem()},
+    generic_bearer(
+        make_integration,
+        server,
+        "ES256",
+        ec_pem(),
+        key_id="2X9R4HXF34",
+        claims={"iss": "69a6de70-03db", "aud": "appstoreconnect-v1"},
+        lifetime=1800,
     )
     response = services.request("billing", "GET", "/v1/apps")
     assert response.status_code == 401 and "too far" in response.text
@@ -121,13 +120,12 @@ def test_snowflake_key_pair_jwt(server, make_integration):
 def test_snowflake_emulator_refuses_iss_without_fingerprint(server, make_integration):
     """Negative: a bearer JWT with iss lacking the key fingerprint is refused."""
     snowflake_emulator(server)
-    make_integration(
-        base_url=server.url,
-        auth_config={
-            "algorithm": "RS256",
-            "claims": {"iss": "XY12345.ETL_USER", "sub": "XY12345.ETL_USER"},
-        },
-        secrets={"key": rsa_pem()},
+    generic_bearer(
+        make_integration,
+        server,
+        "RS256",
+        rsa_pem(),
+        claims={"iss": "XY12345.ETL_USER", "sub": "XY12345.ETL_USER"},
         headers={"X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT"},
     )
     assert services.request("billing", "POST", "/api/v2/statements").status_code == 401

@@ -5,30 +5,23 @@ save."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from integrations import services
 from integrations.exceptions import TokenEndpointError
 from tests.keys import CANARY, ec_pem, public_pem, rsa_pem
-from tests.tokens.emulators import AuthServer, BearerAPI, claims_within, expect, refused_on_save
+from tests.tokens.emulators import (
+    SCOPES,
+    AuthServer,
+    BearerAPI,
+    claims_within,
+    expect,
+    generic_bearer,
+    key_file,
+    refused_on_save,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def key_file(token_uri: str, **changes) -> str:
-    data = {
-        "type": "service_account",
-        "project_id": "demo",
-        "private_key_id": "8f2c1d",
-        "private_key": rsa_pem(),
-        "client_email": "robot@demo.iam.gserviceaccount.com",
-        "client_id": "1234",
-        "token_uri": token_uri,
-        **changes,
-    }
-    return json.dumps({k: v for k, v in data.items() if v is not None})
 
 
 def google_emulator(server):
@@ -52,9 +45,6 @@ def google_emulator(server):
     )
     auth.rules.append(expect(aud=auth.url))
     return auth
-
-
-SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/drive"]
 
 
 def test_google_service_account_grant(server, make_integration):
@@ -124,14 +114,13 @@ def test_google_self_signed_emulator_refuses_another_audience(server, make_integ
     """Negative: aud without the service URL's exact form is refused (401)."""
     self_signed_emulator(server)
     email = "robot@demo.iam.gserviceaccount.com"
-    make_integration(
-        base_url=server.url,
-        auth_config={
-            "algorithm": "RS256",
-            "key_id": "8f2c1d",
-            "claims": {"iss": email, "sub": email, "aud": "https://pubsub.googleapis.com"},
-        },
-        secrets={"key": rsa_pem()},
+    generic_bearer(
+        make_integration,
+        server,
+        "RS256",
+        rsa_pem(),
+        key_id="8f2c1d",
+        claims={"iss": email, "sub": email, "aud": "https://pubsub.googleapis.com"},
     )
     assert services.request("billing", "GET", "/v1/projects/demo/topics").status_code == 401
 
