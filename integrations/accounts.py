@@ -171,3 +171,55 @@ def account_errors(integration: IntegrationLike, options: Any) -> dict[str, list
             if not cleaned.get(name):
                 errors[f"options.{name}"] = ["is required (the integration has none)"]
     return errors
+
+
+ENTRY_FIELDS: dict[str, type] = {"key": str, "name": str, "enabled": bool, "options": dict}
+
+
+def parse_account_entries(value: Any, *, entry: str) -> list[dict[str, Any]]:
+    """A configuration entry's ``accounts``, checked for shape: a list of objects with
+    ``key`` (required, unique) and optional ``name``, ``enabled``, ``options``. Raises
+    InvalidConfiguration naming ``accounts[key].field``; options are checked later,
+    against the integration they belong to."""
+    if not isinstance(value, list):
+        raise InvalidConfiguration("must be a list of objects", entry=entry, field="accounts")
+    seen: set[str] = set()
+    parsed: list[dict[str, Any]] = []
+    for position, item in enumerate(value, start=1):
+        where = f"accounts[#{position}]"
+        if not isinstance(item, dict):
+            raise InvalidConfiguration("must be a JSON object", entry=entry, field=where)
+        problem = key_problem(item.get("key"))
+        if problem:
+            raise InvalidConfiguration(problem, entry=entry, field=f"{where}.key")
+        key: str = item["key"]
+        where = f"accounts[{key}]"
+        if key in seen:
+            raise InvalidConfiguration("appears twice in this entry", entry=entry, field=where)
+        seen.add(key)
+        unknown = sorted(set(item) - set(ENTRY_FIELDS))
+        if unknown:
+            raise InvalidConfiguration(
+                f"unknown field(s) {', '.join(unknown)}", entry=entry, field=where
+            )
+        for name, kind in ENTRY_FIELDS.items():
+            if name in item and not isinstance(item[name], kind):
+                kind_name = {str: "a string", bool: "true or false", dict: "a JSON object"}
+                raise InvalidConfiguration(
+                    f"must be {kind_name[kind]}", entry=entry, field=f"{where}.{name}"
+                )
+        name_problem = unstorable(item.get("name", "")) or (
+            "must be at most 200 characters" if len(item.get("name", "")) > 200 else ""
+        )
+        if name_problem:
+            raise InvalidConfiguration(name_problem, entry=entry, field=f"{where}.name")
+        parsed.append(item)
+    return parsed
+
+
+def raise_account_errors(errors: dict[str, list[str]], *, entry: str, key: str) -> None:
+    """The first of ``account_errors``' problems as InvalidConfiguration naming the
+    integration, the account and the field: ``billing: accounts[acme].options.x: ...``."""
+    if errors:
+        name, messages = next(iter(errors.items()))
+        raise InvalidConfiguration(messages[0], entry=entry, field=f"accounts[{key}].{name}")

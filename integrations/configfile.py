@@ -20,6 +20,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from .account_import import plan_accounts, save_accounts
 from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
 from .settings import app_settings
@@ -56,6 +57,8 @@ TYPE_NAMES: dict[type | tuple[type, ...], str] = {
 class ImportResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    accounts_created: int = 0
+    accounts_updated: int = 0
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
@@ -200,7 +203,7 @@ def entry_slug(raw: Any, position: int) -> str:
 def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, bool]:
     """Build (unsaved) the integration an entry describes; raises InvalidConfiguration."""
     slug = entry_slug(raw, position)
-    unknown = sorted(set(raw) - set(PLAIN_FIELDS) - {"slug", "auth"})
+    unknown = sorted(set(raw) - set(PLAIN_FIELDS) - {"slug", "auth", "accounts"})
     if unknown:
         raise InvalidConfiguration(f"unknown field(s) {', '.join(unknown)}", entry=slug)
 
@@ -306,8 +309,17 @@ def import_config(
     result = ImportResult()
     with transaction.atomic():
         for position, raw in enumerate(entries, start=1):
+            previous = ""
+            if raw.get("slug"):
+                stored = Integration.objects.filter(slug=raw["slug"]).first()
+                previous = stored.auth_fingerprint if stored else ""
             integration, created = apply_entry(raw, position, base_dir)
             (result.created if created else result.updated).append(integration.slug)
+            accounts = plan_accounts(
+                integration,
+                raw.get("accounts"),
+                auth_changed=previous != integration.auth_fingerprint,
+            )
             if dry_run:
                 continue
             try:
@@ -318,6 +330,9 @@ def import_config(
                     "was created by someone else during this import; run the import again",
                     entry=integration.slug,
                 ) from None
+            added, changed = save_accounts(integration, accounts)
+            result.accounts_created += added
+            result.accounts_updated += changed
     return result
 
 
@@ -329,12 +344,19 @@ def export_entry(integration: Integration) -> dict[str, Any]:
     entry: dict[str, Any] = {"slug": integration.slug}
     entry.update({name: getattr(integration, name) for name in PLAIN_FIELDS})
     entry["auth"] = auth
+    # Prefetched by export_config; a file states accounts only where there are some.
+    accounts = [
+        {"key": a.key, "name": a.name, "enabled": a.enabled, "options": a.options}
+        for a in integration.accounts.all()
+    ]
+    if accounts:
+        entry["accounts"] = accounts
     return entry
 
 
 def export_config(slugs: list[str] | None = None) -> dict[str, Any]:
     """The configuration file for ``slugs`` (all when empty), every secret as null."""
-    queryset = Integration.objects.order_by("slug")
+    queryset = Integration.objects.order_by("slug").prefetch_related("accounts")
     if slugs:
         queryset = queryset.filter(slug__in=slugs)
         missing = sorted(set(slugs) - set(queryset.values_list("slug", flat=True)))

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "integrations.tasks": 10,
     "integrations.forms": 10,
     "integrations.configfile": 10,
+    "integrations.account_import": 10,
     "integrations.github_sync": 10,
     "integrations.checks": 10,
     "integrations.receivers": 10,
