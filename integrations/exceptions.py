@@ -25,6 +25,14 @@ class IntegrationDisabled(IntegrationError):
     """The integration exists but is switched off."""
 
 
+class AccountNotFound(IntegrationError, LookupError):
+    """The integration has no account with this key (docs/reference.md, Accounts)."""
+
+
+class AccountDisabled(IntegrationError):
+    """The account exists but is switched off: it fails like a disabled integration."""
+
+
 class InvalidConfiguration(IntegrationError, ValueError):
     """Configuration input is invalid; ``field`` names where."""
 
