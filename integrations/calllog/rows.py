@@ -128,6 +128,7 @@ def row_values(
             kid, jti = token.kid[:200], token.jti[:100]
     return {
         "integration_id": integration.pk,
+        "account_id": None,  # calls made for an account: issue 11 sets it
         "source": source,
         "is_test": is_test,
         "method": outcome.method[:10],

@@ -9,7 +9,7 @@ import pytest
 
 from integrations.models import CallLog, Integration
 from tests import jose
-from tests.commands.helpers import run
+from tests.commands.helpers import manage
 from tests.keys import CANARY, HMAC_SECRET
 from tests.loopback import Reply
 
@@ -27,7 +27,7 @@ def test_2xx_prints_status_headers_body_and_logs(api):
     command) and went out with a valid JWT (SECURITY 4)."""
     reply = Reply(200, {"invoices": [1, 2]}, {"X-Request-Id": "req-7"})
     api.route("GET", "/api/invoices", lambda r: reply)
-    ran = run("integrations_call", "billing", "get", "invoices")
+    ran = manage("integrations_call", "billing", "get", "invoices")
     assert ran.code == 0, ran.err
     assert json.loads(ran.out) == {"invoices": [1, 2]}
     assert ran.err.startswith("200 OK") and "X-Request-Id: req-7" in ran.err
@@ -49,7 +49,7 @@ def test_credential_headers_are_redacted(api):
         "X-Plain": "visible",
     }
     api.route("GET", "/api/x", lambda r: Reply(200, "ok", headers))
-    ran = run("integrations_call", "billing", "GET", "/x")
+    ran = manage("integrations_call", "billing", "GET", "/x")
     assert CANARY not in ran.out + ran.err and jwt_like not in ran.err
     assert "Set-Cookie: [redacted]" in ran.err and "X-Plain: visible" in ran.err
 
@@ -57,7 +57,7 @@ def test_credential_headers_are_redacted(api):
 def test_data_and_headers_are_sent(api):
     """--data sends a JSON body, --header adds headers."""
     api.route("POST", "/api/invoices", lambda r: Reply(201, {"id": 9}))
-    ran = run("integrations_call", "billing", "POST", "invoices",
+    ran = manage("integrations_call", "billing", "POST", "invoices",
               "--data", '{"amount": 12}', "--header", "X-Trace: abc")
     assert ran.code == 0, ran.err
     sent = api.requests[-1]
@@ -69,14 +69,14 @@ def test_data_from_a_file(api, tmp_path):
     api.route("PUT", "/api/x", lambda r: Reply(204))
     body = tmp_path / "body.json"
     body.write_text('{"a": [1]}')
-    assert run("integrations_call", "billing", "PUT", "x", "--data", f"@{body}").code == 0
+    assert manage("integrations_call", "billing", "PUT", "x", "--data", f"@{body}").code == 0
     assert json.loads(api.requests[-1].body) == {"a": [1]}
 
 
 def test_non_2xx_exits_1_and_still_shows_the_body(api):
     """SPEC: any status but 2xx exits 1; the body is still printed for diagnosis."""
     api.route("GET", "/api/x", lambda r: Reply(404, {"error": "no such invoice"}))
-    ran = run("integrations_call", "billing", "GET", "x")
+    ran = manage("integrations_call", "billing", "GET", "x")
     assert ran.code == 1 and "no such invoice" in ran.out and "status 404" in ran.err
 
 
@@ -93,7 +93,7 @@ def test_non_2xx_exits_1_and_still_shows_the_body(api):
 )
 def test_user_mistakes_exit_2_with_one_line_and_no_call(api, args, message):
     """Each user mistake ends with one clear line and exit 2; nothing is sent."""
-    ran = run("integrations_call", *args)
+    ran = manage("integrations_call", *args)
     assert ran.code == 2 and message in ran.err
     assert api.requests == [] and not CallLog.objects.exists()
 
@@ -101,8 +101,8 @@ def test_user_mistakes_exit_2_with_one_line_and_no_call(api, args, message):
 def test_disabled_or_unreachable_exit_1_without_a_traceback(api):
     """SPEC: a disabled integration or a failed call exits 1 with a one-line reason."""
     Integration.objects.filter(slug="billing").update(enabled=False)
-    ran = run("integrations_call", "billing", "GET", "x")
+    ran = manage("integrations_call", "billing", "GET", "x")
     assert ran.code == 1 and "disabled" in ran.err
     Integration.objects.filter(slug="billing").update(enabled=True, base_url="http://127.0.0.1:9/api/")
-    ran = run("integrations_call", "billing", "GET", "x")
+    ran = manage("integrations_call", "billing", "GET", "x")
     assert ran.code == 1 and "call failed: " in ran.err and "Traceback" not in ran.err

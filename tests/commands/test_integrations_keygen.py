@@ -9,7 +9,7 @@ import pytest
 from integrations import services
 from integrations.models import Integration
 from tests import jose
-from tests.commands.helpers import run
+from tests.commands.helpers import manage
 from tests.keys import ec_pem, key_for, public_pem
 from tests.loopback import Reply
 
@@ -28,7 +28,7 @@ def test_replace_stores_a_new_key_whose_public_half_verifies_tokens(server, make
     the private half never appears in the output (SECURITY 26, 29)."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     rs256(make_integration, base_url=f"{server.url}/api/")
-    ran = run("integrations_keygen", "billing", "--replace")
+    ran = manage("integrations_keygen", "billing", "--replace")
     assert ran.code == 0, ran.err
     assert ran.out.startswith("-----BEGIN PUBLIC KEY-----")
     assert "PRIVATE" not in ran.out + ran.err
@@ -41,7 +41,7 @@ def test_replace_stores_a_new_key_whose_public_half_verifies_tokens(server, make
 def test_an_existing_key_is_kept_without_replace(make_integration):
     """Overwriting a working key needs --replace: exit 2, stored key unchanged."""
     rs256(make_integration)
-    ran = run("integrations_keygen", "billing")
+    ran = manage("integrations_keygen", "billing")
     assert ran.code == 2 and "--replace" in ran.err
     assert Integration.objects.get().get_secrets()["key"] == key_for("RS256")
 
@@ -54,7 +54,7 @@ def test_preset_gets_the_key_type_its_provider_requires(make_integration):
         auth_config={"issuer_id": "57246542-96fe-1a63-e053-0824d011072a", "key_id": "2X9R4HXF34"},
         secrets={"private_key": ec_pem("P-256")},
     )
-    ran = run("integrations_keygen", "asc", "--replace", "--jwk")
+    ran = manage("integrations_keygen", "asc", "--replace", "--jwk")
     assert ran.code == 0, ran.err
     jwk = json.loads(ran.out)
     assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("EC", "P-256", "ES256")
@@ -65,7 +65,7 @@ def test_preset_gets_the_key_type_its_provider_requires(make_integration):
 def test_public_prints_the_stored_keys_public_half(make_integration):
     """--public shows the stored key's public half and changes nothing."""
     rs256(make_integration)
-    ran = run("integrations_keygen", "billing", "--public")
+    ran = manage("integrations_keygen", "billing", "--public")
     assert ran.code == 0 and ran.out.strip() == public_pem(key_for("RS256")).strip()
     assert "thumbprint" in ran.err
 
@@ -81,13 +81,13 @@ def test_public_prints_the_stored_keys_public_half(make_integration):
 def test_mistakes_exit_with_one_line(make_integration, args, code, message):
     """Unknown slug and HMAC integrations (no key pair) fail with one clear line."""
     make_integration()
-    ran = run("integrations_keygen", *args)
+    ran = manage("integrations_keygen", *args)
     assert ran.code == code and message in ran.err
 
 
 def test_kind_must_suit_the_algorithm(make_integration):
     """--kind that cannot sign the configured algorithm is refused before anything changes."""
     rs256(make_integration)
-    ran = run("integrations_keygen", "billing", "--kind", "ec-p256", "--replace")
+    ran = manage("integrations_keygen", "billing", "--kind", "ec-p256", "--replace")
     assert ran.code == 2 and "not RS256" in ran.err
     assert Integration.objects.get().get_secrets()["key"] == key_for("RS256")

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from integrations.models import CallLog, Integration
-from tests.commands.helpers import TTY, run
+from tests.commands.helpers import TTY, manage
 from tests.keys import CANARY
 from tests.loopback import Reply
 
@@ -30,7 +30,7 @@ def test_all_passing_exits_0_and_logs_source_command(server, make_integration):
     """SPEC: exit 0 when every test passes; each call leaves a CallLog row (source command)."""
     server.route("GET", "/up/health", lambda r: Reply(200, {}))
     make_integration("up", base_url=f"{server.url}/up/", test_request={"path": "health"})
-    ran = run("integrations_test", "up")
+    ran = manage("integrations_test", "up")
     assert ran.code == 0, ran.err
     row = CallLog.objects.get()
     assert (row.source, row.is_test, row.ok, row.status_code) == ("command", True, True, 200)
@@ -40,7 +40,7 @@ def test_all_passing_exits_0_and_logs_source_command(server, make_integration):
 def test_json_is_the_only_stdout_and_has_the_contract_fields(two):
     """SPEC --json: one JSON list on stdout with slug/ok/status_code/duration_ms/error;
     human text on stderr; exit 1 because one failed."""
-    ran = run("integrations_test", "--all", "--json")
+    ran = manage("integrations_test", "--all", "--json")
     assert ran.code == 1
     results = {item["slug"]: item for item in json.loads(ran.out)}
     assert set(results) == {"up", "down"}
@@ -55,15 +55,15 @@ def test_json_is_the_only_stdout_and_has_the_contract_fields(two):
 def test_all_skips_disabled_but_a_named_disabled_one_fails(two):
     """SPEC: --all is every enabled integration; a disabled one named fails with "disabled"."""
     Integration.objects.filter(slug="down").update(enabled=False)
-    assert run("integrations_test", "--all", "--json").code == 0
-    ran = run("integrations_test", "down", "--json")
+    assert manage("integrations_test", "--all", "--json").code == 0
+    ran = manage("integrations_test", "down", "--json")
     assert ran.code == 1
     assert json.loads(ran.out)[0]["error"] == "disabled"
 
 
 def test_unknown_slug_exits_2_and_tests_nothing(two):
     """SPEC: an unknown slug is a usage error (exit 2) and no call is made."""
-    ran = run("integrations_test", "up", "nope")
+    ran = manage("integrations_test", "up", "nope")
     assert ran.code == 2 and "unknown integration: nope" in ran.err
     assert not CallLog.objects.exists()
 
@@ -71,14 +71,14 @@ def test_unknown_slug_exits_2_and_tests_nothing(two):
 @pytest.mark.parametrize("args", [[], ["up", "--all"], ["up", "--parallel", "0"]])
 def test_usage_errors_exit_2(two, args):
     """SPEC: usage errors exit 2 with one line."""
-    assert run("integrations_test", *args).code == 2
+    assert manage("integrations_test", *args).code == 2
 
 
 def test_undecryptable_secret_fails_that_integration_only(two, settings):
     """SPEC, SECURITY 9: a secret the key ring cannot decrypt fails that integration's
     result with a clear error, the others still run; exit 1, no traceback, no secret."""
     settings.INTEGRATIONS_ENCRYPTION_KEYS = ["b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktISE="]
-    ran = run("integrations_test", "up", "--json")
+    ran = manage("integrations_test", "up", "--json")
     assert ran.code == 1
     [item] = json.loads(ran.out)
     assert item["ok"] is False and "decrypt" in item["error"].lower()
@@ -87,10 +87,10 @@ def test_undecryptable_secret_fails_that_integration_only(two, settings):
 
 def test_only_failed_retests_those_whose_last_test_failed(two):
     """--only-failed picks integrations whose most recent test call failed."""
-    run("integrations_test", "--all")
-    ran = run("integrations_test", "--only-failed", "--json")
+    manage("integrations_test", "--all")
+    ran = manage("integrations_test", "--only-failed", "--json")
     assert [item["slug"] for item in json.loads(ran.out)] == ["down"]
-    ran = run("integrations_test", "up", "--only-failed")
+    ran = manage("integrations_test", "up", "--only-failed")
     assert ran.code == 0 and "Nothing to test" in ran.err
 
 
@@ -109,41 +109,41 @@ def test_parallel_runs_calls_concurrently(server, make_integration):
     server.route("GET", "/api/health", together)
     for n in range(8):
         make_integration(f"i{n}", base_url=f"{server.url}/api/", test_request={"path": "health"})
-    ran = run("integrations_test", "--all", "--parallel", "4", "--json")
+    ran = manage("integrations_test", "--all", "--parallel", "4", "--json")
     assert ran.code == 0, ran.err
     assert len(json.loads(ran.out)) == 8 and CallLog.objects.filter(ok=True).count() == 8
 
 
 def test_progress_line_only_on_a_terminal(two):
     """STYLE: progress goes to stderr and only when stderr is a terminal."""
-    plain = run("integrations_test", "--all")
+    plain = manage("integrations_test", "--all")
     assert "\r" not in plain.err
-    tty = run("integrations_test", "--all", err=TTY())
+    tty = manage("integrations_test", "--all", err=TTY())
     assert "\r[2/2] 1 passed, 1 failed" in tty.err
 
 
 def test_summary_names_the_slowest(two):
     """The summary counts passed/failed and names the slowest calls."""
-    ran = run("integrations_test", "--all")
+    ran = manage("integrations_test", "--all")
     assert "1 passed, 1 failed in" in ran.err and "slowest: " in ran.err
 
 
 def test_verbosity_0_shows_failures_only(two):
     """-v 0 keeps failures and the summary, drops the passing lines."""
-    ran = run("integrations_test", "--all", "-v", "0")
+    ran = manage("integrations_test", "--all", "-v", "0")
     assert "FAIL  down" in ran.err and "ok    up" not in ran.err
 
 
 def test_enqueue_prints_task_ids_and_runs_as_tasks(two):
     """--enqueue: one task per integration, ids on stdout, exit 0 once enqueued; with the
     immediate backend the rows are already logged with source "task"."""
-    ran = run("integrations_test", "--all", "--enqueue", "--json")
+    ran = manage("integrations_test", "--all", "--enqueue", "--json")
     assert ran.code == 0, ran.err
     items = json.loads(ran.out)
     assert sorted(item["slug"] for item in items) == ["down", "up"]
     assert all(item["task_id"] for item in items)
     assert set(CallLog.objects.values_list("source", flat=True)) == {"task"}
-    plain = run("integrations_test", "up", "--enqueue")
+    plain = manage("integrations_test", "up", "--enqueue")
     task_id, slug = plain.out.strip().split("\t")
     assert slug == "up" and task_id
 
@@ -161,7 +161,7 @@ def test_an_unexpected_error_fails_one_result_not_the_run(two, monkeypatch):
         return real(integration, **kwargs)
 
     monkeypatch.setattr(testcalls, "perform", flaky)
-    ran = run("integrations_test", "--all", "--json", "--parallel", "2")
+    ran = manage("integrations_test", "--all", "--json", "--parallel", "2")
     results = {item["slug"]: item for item in json.loads(ran.out)}
     assert ran.code == 1
     assert results["up"]["ok"] is True

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests import jose
-from tests.commands.helpers import run
+from tests.commands.helpers import manage
 from tests.keys import CANARY, HMAC_SECRET, key_for, verify_key_for
 from tests.loopback import Reply
 
@@ -21,7 +21,7 @@ def test_jwt_bearer_shows_header_and_claims_not_the_token(make_integration):
     make_integration(auth_config={"algorithm": "ES256", "key_id": "k9",
                                   "claims": {"iss": "shop", "aud": "billing", "jti": True}},
                      secrets={"key": key_for("ES256")})
-    ran = run("integrations_token", "billing")
+    ran = manage("integrations_token", "billing")
     assert ran.code == 0, ran.err
     report = json.loads(ran.out)
     assert report["format"] == "jwt" and "token" not in report
@@ -35,7 +35,7 @@ def test_reveal_prints_a_verifiable_token_and_warns(make_integration):
     """--reveal adds the token (it verifies with joserfc) and a warning on stderr."""
     make_integration(auth_config={"algorithm": "RS256", "claims": {"aud": "billing"}},
                      secrets={"key": key_for("RS256")})
-    ran = run("integrations_token", "billing", "--reveal")
+    ran = manage("integrations_token", "billing", "--reveal")
     report = json.loads(ran.out)
     header, claims = jose.verify(report["token"], verify_key_for("RS256"), "RS256")
     assert claims == report["claims"] and "WARNING" in ran.err and "live credential" in ran.err
@@ -51,7 +51,7 @@ def test_per_request_token_is_the_one_for_the_test_request(make_integration):
         secrets={"shared_secret": HMAC_SECRET},
         test_request={"method": "post", "path": "rest/api/content?limit=5"},
     )
-    ran = run("integrations_token", "billing")
+    ran = manage("integrations_token", "billing")
     assert ran.code == 0, ran.err
     canonical = "POST&/rest/api/content&limit=5"
     assert json.loads(ran.out)["claims"]["qsh"] == hashlib.sha256(canonical.encode()).hexdigest()
@@ -67,7 +67,7 @@ def test_grant_flow_fetches_a_fresh_access_token(server, make_integration):
         auth_config={"algorithm": "HS256", "claims": {"iss": "shop"},
                      "token_url": f"{server.url}/token"},
     )
-    ran = run("integrations_token", "billing")
+    ran = manage("integrations_token", "billing")
     assert ran.code == 0, ran.err
     report = json.loads(ran.out)
     assert report["format"] == "opaque" and 890 <= report["expires_in"] <= 900
@@ -84,7 +84,7 @@ def test_refusing_token_endpoint_exits_1_with_a_clean_line(server, make_integrat
         base_url=f"{server.url}/api/", auth_type="jwt_grant",
         auth_config={"algorithm": "HS256", "claims": {}, "token_url": f"{server.url}/token"},
     )
-    ran = run("integrations_token", "billing")
+    ran = manage("integrations_token", "billing")
     assert ran.code == 1 and "invalid_grant" in ran.err
     assert "Traceback" not in ran.err and CANARY not in ran.err and ran.out == ""
 
@@ -92,8 +92,8 @@ def test_refusing_token_endpoint_exits_1_with_a_clean_line(server, make_integrat
 def test_unknown_slug_exits_2_and_undecryptable_exits_1(make_integration, settings):
     """Unknown slug is a usage error (2); a secret the key ring cannot read fails (1)."""
     make_integration()
-    assert run("integrations_token", "nope").code == 2
+    assert manage("integrations_token", "nope").code == 2
     settings.INTEGRATIONS_ENCRYPTION_KEYS = ["b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktISE="]
-    ran = run("integrations_token", "billing")
+    ran = manage("integrations_token", "billing")
     assert ran.code == 1 and "INTEGRATIONS_ENCRYPTION_KEYS" in ran.err
     assert "Traceback" not in ran.err

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.commands.helpers import ROOT
+from tests.commands.helpers import ROOT, Ran, manage
 from tests.keys import HMAC_SECRET
 from tests.loopback import LoopbackServer, Reply
 
@@ -63,14 +63,11 @@ def env(tmp_path: Path, redis_queue: str) -> dict[str, str]:
     }
 
 
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 0, f"manage.py {' '.join(args)}: {proc.stderr[-2000:]}"
-    assert "Traceback" not in proc.stderr
-    return proc
+def manage_ok(env: dict[str, str], *args: str) -> Ran:
+    ran = manage(*args, env=env)
+    assert ran.code == 0, f"manage.py {' '.join(args)}: {ran.err[-2000:]}"
+    assert "Traceback" not in ran.err
+    return ran
 
 
 class TokenServer:
@@ -126,12 +123,12 @@ def test_four_rq_workers_run_enqueued_tests_with_one_token_request(
                   "key": {"env": "H5_SHARED_SECRET"}, "claims": {"aud": "plain"}}},
     ]}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    manage(env, "migrate", "-v", "0")
-    manage(env, "integrations_import", str(tmp_path / "config.json"))
+    manage_ok(env, "migrate", "-v", "0")
+    manage_ok(env, "integrations_import", str(tmp_path / "config.json"))
 
-    enqueued = json.loads(manage(env, "integrations_test", "--all", "--enqueue", "--json").stdout)
+    enqueued = json.loads(manage_ok(env, "integrations_test", "--all", "--enqueue", "--json").out)
     assert sorted(item["slug"] for item in enqueued) == ["plain", "shared"]
-    manage(env, "shell", "-c",
+    manage_ok(env, "shell", "-c",
            "from integrations.models import Integration\n"
            "from integrations.tasks import enqueue_tests\n"
            "enqueue_tests([Integration.objects.get(slug='shared')] * 7)")
