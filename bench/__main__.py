@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 
-MODULES = ["bench.tokens", "bench.calls", "bench.scale", "bench.admin"]
+MODULES = ["bench.tokens", "bench.calls", "bench.scale", "bench.admin", "bench.signers"]
 
 
 def main(argv: list[str]) -> int:

@@ -92,3 +92,19 @@ class DeadlineExceeded(IntegrationError, Timeout):
 
 class CircuitOpen(IntegrationError, RequestException):
     """The integration's circuit breaker is open: the call was not sent (SECURITY 19)."""
+
+
+class SigningError(IntegrationError):
+    """A signer (local key, PKCS#11 token, KMS) could not sign or read its public key:
+    unreachable, refused, misconfigured. The message says which and never carries a PIN,
+    credential or key material (security.md #32)."""
+
+
+class DiscoveryError(IntegrationError):
+    """Authorization server metadata (RFC 8414, OpenID Connect Discovery) could not be
+    read or was refused; ``issuer`` is the configured one, ``url`` what was read."""
+
+    def __init__(self, message: str, *, issuer: str = "", url: str = "") -> None:
+        self.issuer = issuer
+        self.url = url
+        super().__init__(message)
