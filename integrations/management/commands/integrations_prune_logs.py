@@ -7,12 +7,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from integrations.calllog import prune_call_logs
 from integrations.settings import app_settings
 
+HELP = (
+    "Delete call logs older than --older-than DAYS (default: "
+    "INTEGRATIONS_LOG_RETENTION_DAYS), in batches."
+)
+
 
 class Command(BaseCommand):
-    help = (
-        "Delete call logs older than --older-than DAYS (default: "
-        "INTEGRATIONS_LOG_RETENTION_DAYS), in batches."
-    )
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -28,20 +28,20 @@ def decoded(token: str) -> dict[str, Any] | None:
         return None
 
 
+REVEAL_HELP = "also print the token itself (a live credential: keep it out of logs)"
+HELP = (
+    "Obtain a fresh token for an integration (bypassing the cache) and print its "
+    "decoded header and claims as JSON; the token itself only with --reveal. "
+    "Exit 0 ok, 1 the token could not be obtained, 2 usage error or unknown slug."
+)
+
+
 class Command(BaseCommand):
-    help = (
-        "Obtain a fresh token for an integration (bypassing the cache) and print its "
-        "decoded header and claims as JSON; the token itself only with --reveal. "
-        "Exit 0 ok, 1 the token could not be obtained, 2 usage error or unknown slug."
-    )
+    help = HELP
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
-        parser.add_argument(
-            "--reveal",
-            action="store_true",
-            help="also print the token itself (a live credential: keep it out of logs)",
-        )
+        parser.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
 
     def handle(self, *args: Any, slug: str, reveal: bool, **options: Any) -> None:
         try:
