@@ -21,6 +21,7 @@ from django.http import QueryDict
 from django.views.decorators.debug import sensitive_variables
 
 from . import keypairs
+from .destinations import credential_destination_errors
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .models import Integration
 from .tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
@@ -170,6 +171,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
         self.fields["auth_type"].choices = auth_type_choices()  # type: ignore[attr-defined]
         self.generated: keypairs.KeyPair | None = None
+        # Names (never values) of the secrets typed or generated in this submit.
+        self.entered_secrets: set[str] = set()
         self.type_switched = False
         if self.provider is None:
             return
@@ -231,24 +234,38 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         except Exception as exc:  # noqa: BLE001  (any crash of an Options form's clean)
             self.add_error(None, unchecked(cls, exc))
             return data
-        for name, messages in errors.items():
-            field = PREFIX + name.removeprefix("auth.") if name.startswith("auth.") else None
-            if field not in self.fields:
-                field = None
-            for message in messages:
-                self.add_error(field, message)
+        if not errors:
+            options = {
+                name: cleaned[name]
+                for name in plain
+                if cleaned.get(name) is not None and cleaned.get(name) != ""
+            }
+            new_values = {"base_url": data.get("base_url"), "auth_type": cls.type}
+            moved = credential_destination_errors(
+                self.instance, {**new_values, "auth_config": options}, self.entered_secrets
+            )
+            errors = {name: [message] for name, message in moved.items()}
+        self.add_named_errors(errors)
         if errors:
             return data
         self.instance.auth_type = cls.type
-        self.instance.auth_config = {
-            name: cleaned[name]
-            for name in plain
-            if cleaned.get(name) is not None and cleaned.get(name) != ""
-        }
+        self.instance.auth_config = options
         self.instance.set_secrets(
             {name: value for name, value in secrets.items() if name in cls.secret_fields}
         )
         return data
+
+    def add_named_errors(self, errors: dict[str, list[str]]) -> None:
+        """Errors keyed as ``validation`` names them (``auth.<option>``, model fields) on
+        this form's fields; others on the form itself."""
+        for name, messages in errors.items():
+            field: str | None = (
+                PREFIX + name.removeprefix("auth.") if name.startswith("auth.") else name
+            )
+            if field not in self.fields:
+                field = None
+            for message in messages:
+                self.add_error(field, message)
 
     @sensitive_variables("submitted", "stored", "secrets")
     def merged_secrets(
@@ -279,6 +296,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
                 return None
             self.generated = keypairs.generate(kind)
             submitted[target] = self.generated.private_pem
+        self.entered_secrets = set(submitted)
         stored: dict[str, str] = {}
         if self.instance.pk and self.instance.encrypted_secrets:
             try:
@@ -317,6 +335,14 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         super()._update_errors(errors)  # type: ignore[misc]
 
 
+def option_label(cls: type[TokenProvider], name: str) -> str:
+    """An option's label as the form shows it."""
+    field = cls.Options.base_fields.get(name)
+    if field is not None and field.label:
+        return str(field.label)
+    return name.replace("_", " ").capitalize()
+
+
 def form_for(auth_type: str) -> type[IntegrationForm]:
     """An ``IntegrationForm`` with ``auth_type``'s options (and a key generator when the
     type takes a private key)."""
@@ -332,8 +358,7 @@ def form_for(auth_type: str) -> type[IntegrationForm]:
             option.help_text = (
                 f"{option.help_text} Write-only: leave blank to keep the stored value."
             ).strip()
-        if option.label is None:
-            option.label = name.replace("_", " ").capitalize()
+        option.label = option_label(cls, name)
         attrs[PREFIX + name] = bounded(option)
     if key_field(cls):
         attrs["generate_key"] = forms.ChoiceField(

@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from ..exceptions import IntegrationError, SecretDecryptionError
-from ..forms import fingerprint
+from ..forms import fingerprint, option_label
 from ..models import Integration
-from ..tokens import PROVIDERS, TokenProvider, public_key_info
+from ..tokens import PROVIDERS, public_key_info
 
 logger = logging.getLogger(__name__)
 RECENT_CALLS = 20
@@ -26,16 +26,6 @@ TEMPLATES = "admin/integrations/integration/panels/"
 
 def render(template: str, context: dict[str, object]) -> SafeString:
     return SafeString(render_to_string(TEMPLATES + template, context))
-
-
-def label(cls: type[TokenProvider], name: str) -> str:
-    """An option's label as the form shows it."""
-    field = cls.Options.base_fields.get(name)
-    return (
-        str(field.label)
-        if field is not None and field.label
-        else name.replace("_", " ").capitalize()
-    )
 
 
 def auth_options(obj: Integration) -> SafeString:
@@ -54,7 +44,8 @@ def secrets_set(obj: Integration) -> SafeString | str:
     except SecretDecryptionError:
         return render("secrets.html", {"problem": "cannot be decrypted with the configured keys"})
     states = [
-        (label(cls, name), "set" if name in stored else "not set") for name in cls.secret_fields
+        (option_label(cls, name), "set" if name in stored else "not set")
+        for name in cls.secret_fields
     ]
     return render("secrets.html", {"secrets": states})
 
@@ -71,7 +62,7 @@ def secret_fingerprints(obj: Integration) -> SafeString | str:
         return render("secrets.html", {"problem": problem})
     states = [
         (
-            label(cls, name),
+            option_label(cls, name),
             f"set · {fingerprint(cls, obj.auth_config, name, stored[name])}"
             if name in stored
             else "not set",

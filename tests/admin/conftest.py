@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+
+from integrations.models import Integration
+from tests.loopback import LoopbackServer, Reply
 
 INTEGRATION_EDIT = ["add_integration", "change_integration", "view_integration", "view_calllog"]
 
@@ -41,3 +45,20 @@ def as_user(users: dict[str, User]) -> Any:
         return client
 
     return login
+
+
+@pytest.fixture
+def served(server: LoopbackServer, make_integration: Any) -> Callable[..., Integration]:
+    """``served("alpha", status=500)`` → an integration of the loopback ``server`` whose
+    test request is ``GET /api/<path>``, answered with ``status`` (None: not routed)."""
+
+    def make(
+        slug: str = "billing", *, path: str = "health", status: int | None = 200, **fields: Any
+    ) -> Integration:
+        if status is not None:
+            server.route("GET", f"/api/{path}", lambda r: Reply(status, {"ok": status < 400}))
+        return make_integration(
+            slug, base_url=f"{server.url}/api/", test_request={"path": path}, **fields
+        )
+
+    return make

@@ -18,6 +18,11 @@ def change_url(integration: Integration) -> str:
     return reverse("admin:integrations_integration_change", args=[integration.pk])
 
 
+def run_test_url(integration: Integration) -> str:
+    """The change page's "Run test call" POST target."""
+    return reverse("admin:integrations_integration_test", args=[integration.pk])
+
+
 def messages_of(response: Any) -> list[str]:
     """The admin messages (one per test call, key pair...) a response carried."""
     return [str(m) for m in get_messages(response.wsgi_request)]
