@@ -31,8 +31,9 @@ LAYERS: dict[str, int] = {
     "integrations.tokens": 3,
     "integrations.signers": 3,
     "integrations.validation": 4,
+    "integrations.accounts": 4,  # account option rules, beside validation
+    "integrations.destinations": 4,  # where a credential may be sent, beside validation
     "integrations.keypairs": 4,
-    "integrations.accounts": 4,
     "integrations.models": 5,
     "integrations.http": 6,
     "integrations.telemetry": 6,
@@ -161,7 +162,8 @@ def find_cycle(graph: Mapping[str, set[str]]) -> list[str] | None:
 
 
 def layer(module: str) -> int | None:
-    prefixes = [p for p in LAYERS if module == p or module.startswith(p + ".")]
+    # The package's own __init__ is matched exactly, not as everyone's prefix.
+    prefixes = [p for p in LAYERS if module == p or (p != PACKAGE and module.startswith(p + "."))]
     return LAYERS[max(prefixes, key=len)] if prefixes else None
 
 
