@@ -200,7 +200,8 @@ def observe(results: Sequence[TestResult]) -> list[Transition]:
             row.integration = integration
             transitions.append(Transition(integration, accounts[integration.pk], old, new, row))
     for change in transitions:
-        health_changed.send(
+        # A receiver's bug must not fail the test run, nor stop the alerts.
+        answers = health_changed.send_robust(
             sender=Integration,
             integration=change.integration,
             account=change.account,
@@ -208,6 +209,9 @@ def observe(results: Sequence[TestResult]) -> list[Transition]:
             new=change.new,
             call_log=change.call_log,
         )
+        for receiver, answer in answers:
+            if isinstance(answer, Exception):
+                logger.error("health_changed receiver %r failed", receiver, exc_info=answer)
     if transitions:
         enqueue_alerts(transitions)
     return transitions

@@ -243,3 +243,21 @@ def test_health_of_counts_only_test_calls(make_integration):
             integration=integration, source="api", method="GET", url="x", ok=ok
         )
     assert health_of(integration) == UNKNOWN
+
+
+def test_a_failing_receiver_stops_neither_the_run_nor_the_alert(remote, alerts, make_integration):
+    """A receiver that raises is logged; the change is still returned and alerted."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    health_changed.connect(broken)
+    try:
+        (change,) = observe([run_test(integration, source="command")])
+    finally:
+        health_changed.disconnect(broken)
+    assert change.new == OK
+    assert len(posted(alerts)) == 1
