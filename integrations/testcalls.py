@@ -24,15 +24,20 @@ from typing import Any
 from django.db import DatabaseError, transaction
 
 from . import calllog
+from .accounts import build_account_provider
 from .http import IntegrationSession
-from .http.session import Outcome
-from .models import CallLog, Integration
+from .http.outcome import Outcome
+from .models import Account, CallLog, Integration
 from .tokens.registry import build_provider
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PARALLEL = 8
 WRITE_BATCH = 200
+
+# What run_tests takes: an integration (called without an account), or an integration
+# and the account to call it for (docs/reference.md, Accounts).
+Target = Integration | tuple[Integration, Account | None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class TestResult:
             url=row.url,
             attempts=row.attempts,
             log_id=row.pk,
+            account=row.account.key if row.account_id is not None and row.account else None,
             row=row,
         )
 
@@ -93,7 +99,11 @@ def default_parallel(count: int) -> int:
 
 
 def perform(
-    integration: Integration, *, source: str, session: IntegrationSession | None = None
+    integration: Integration,
+    *,
+    source: str,
+    session: IntegrationSession | None = None,
+    account: Account | None = None,
 ) -> tuple[Outcome, bool, str]:
     """Fire the test request without logging it: (outcome, ok, error).
 
@@ -106,9 +116,16 @@ def perform(
     expected = test.get("expect_status") or []
     if not integration.enabled:
         return Outcome(method, integration.base_url, time.perf_counter()), False, "disabled"
+    if account is not None and not account.enabled:
+        return Outcome(method, integration.base_url, time.perf_counter()), False, "account disabled"
     try:
         if session is None:
-            session = IntegrationSession(integration, build_provider(integration), source=source)
+            provider = (
+                build_account_provider(integration, account.key, account.options)
+                if account is not None
+                else build_provider(integration)
+            )
+            session = IntegrationSession(integration, provider, source=source)
     except Exception as exc:
         return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
     outcome = session.perform(method, path, trial=True)
@@ -124,15 +141,21 @@ def perform(
 
 
 def run_test(
-    integration: Integration, *, source: str, session: IntegrationSession | None = None
+    integration: Integration,
+    *,
+    source: str,
+    session: IntegrationSession | None = None,
+    account: Account | None = None,
 ) -> TestResult:
-    """Fire the integration's test request (through ``session`` if given) and log it."""
-    outcome, ok, error = perform(integration, source=source, session=session)
-    return TestResult.from_row(calllog.record(integration, source, outcome, ok=ok, error=error))
+    """Fire the integration's test request (through ``session`` if given), for
+    ``account`` if given, and log it."""
+    outcome, ok, error = perform(integration, source=source, session=session, account=account)
+    row = calllog.record(integration, source, outcome, ok=ok, error=error, account=account)
+    return TestResult.from_row(row)
 
 
 def run_tests(
-    integrations: Sequence[Integration],
+    integrations: Sequence[Target],
     *,
     source: str,
     parallel: int | None = None,
@@ -160,19 +183,22 @@ def run_tests(
     return [TestResult.from_row(row) for row in rows if row is not None]
 
 
-def _unsaved_row(integration: Integration, source: str) -> CallLog:
+def _unsaved_row(target: Target, source: str) -> CallLog:
     """The test call as an unsaved ``CallLog``; touches no database, so it runs on any
     thread. An unexpected error becomes a failed result, so one broken integration never
     stops a run over the others."""
+    integration, account = target if isinstance(target, tuple) else (target, None)
     try:
-        outcome, ok, error = perform(integration, source=source)
+        outcome, ok, error = perform(integration, source=source, account=account)
     except Exception as exc:
         logger.exception("test call for %s failed unexpectedly", integration.slug)
         return CallLog(
-            integration=integration, source=source, is_test=True, ok=False,
+            integration=integration, account=account, source=source, is_test=True, ok=False,
             error=calllog.describe_error(exc),
         )
-    return calllog.build_row(integration, source, outcome, ok=ok, is_test=True, error=error)
+    return calllog.build_row(
+        integration, source, outcome, ok=ok, is_test=True, error=error, account=account
+    )
 
 
 def _save(rows: list[CallLog]) -> None:
@@ -188,14 +214,14 @@ def _save(rows: list[CallLog]) -> None:
 
 
 def _completed(
-    integrations: Sequence[Integration], source: str, threads: int
+    integrations: Sequence[Target], source: str, threads: int
 ) -> Iterator[tuple[int, CallLog]]:
     """(index, row) pairs as calls finish, from ``threads`` threads."""
     if threads <= 1 or len(integrations) <= 1:
         for index, integration in enumerate(integrations):
             yield index, _unsaved_row(integration, source)
         return
-    todo: queue.SimpleQueue[tuple[int, Integration]] = queue.SimpleQueue()
+    todo: queue.SimpleQueue[tuple[int, Target]] = queue.SimpleQueue()
     for item in enumerate(integrations):
         todo.put(item)
     done: queue.SimpleQueue[tuple[int, CallLog]] = queue.SimpleQueue()

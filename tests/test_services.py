@@ -273,7 +273,7 @@ def test_background_log_writer_writes_every_row(server, make_integration, settin
 def test_background_writer_keeps_good_rows_of_a_failed_batch(make_integration, caplog):
     """A batch with a row that cannot be written still writes the others."""
     from integrations.calllog import BackgroundWriter, row_values
-    from integrations.http.session import Outcome
+    from integrations.http.outcome import Outcome
 
     writer = BackgroundWriter()
     good = make_integration()

@@ -18,8 +18,8 @@ from .rows import build_row, describe_error, describe_response, find_request_id,
 from .writer import BackgroundWriter, writer
 
 if TYPE_CHECKING:
-    from ..http.session import Outcome
-    from ..models import Integration
+    from ..http.outcome import Outcome
+    from ..models import Account, Integration
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -40,10 +40,13 @@ __all__ = [
 ]
 
 
-def log_call(integration: Integration, source: str, outcome: Outcome) -> None:
+def log_call(
+    integration: Integration, source: str, outcome: Outcome, account: Account | None = None
+) -> None:
     """Log an API call if the integration's ``log_calls`` asks for it: its row is
     written before this returns, or queued for the background writer. This is the
-    ``on_call`` that ``services`` gives every ``IntegrationSession``."""
+    ``on_call`` that ``services`` gives every ``IntegrationSession`` (bound to the
+    session's account, if any)."""
     log_calls = integration.log_calls
     if log_calls == LogCalls.NONE:
         return
@@ -52,17 +55,26 @@ def log_call(integration: Integration, source: str, outcome: Outcome) -> None:
     ok = response is not None and response.status_code < 400
     if log_calls == LogCalls.ERRORS and ok:
         return
-    values = row_values(integration, source, outcome, ok=ok)
+    account_id = account.pk if account is not None else None
+    values = row_values(integration, source, outcome, ok=ok, account_id=account_id)
     if app_settings.LOG_WRITER == "background" and writer.submit(integration.slug, values):
         return
     write(integration.slug, values)
 
 
 def record(
-    integration: Integration, source: str, outcome: Outcome, *, ok: bool, error: str = ""
+    integration: Integration,
+    source: str,
+    outcome: Outcome,
+    *,
+    ok: bool,
+    error: str = "",
+    account: Account | None = None,
 ) -> CallLog:
     """Write a test call's row (test calls are always logged, never in the background)
     and return it, without a pk if the write failed."""
-    row = build_row(integration, source, outcome, ok=ok, is_test=True, error=error)
+    row = build_row(
+        integration, source, outcome, ok=ok, is_test=True, error=error, account=account
+    )
     save_row(row)
     return row

@@ -22,8 +22,8 @@ from ..models import CallLog
 from ..redaction import redact_text, redact_url
 
 if TYPE_CHECKING:
-    from ..http.session import Outcome
-    from ..models import Integration
+    from ..http.outcome import Outcome
+    from ..models import Account, Integration
 
 # Where remote APIs put the id their support asks for, most specific first.
 REQUEST_ID_HEADERS = (
@@ -107,6 +107,7 @@ def row_values(
     ok: bool,
     is_test: bool = False,
     error: str = "",
+    account_id: int | None = None,
 ) -> dict[str, Any]:
     """The column values (by attname) of the row for ``outcome``.
 
@@ -128,7 +129,7 @@ def row_values(
             kid, jti = token.kid[:200], token.jti[:100]
     return {
         "integration_id": integration.pk,
-        "account_id": None,  # calls made for an account: issue 11 sets it
+        "account_id": account_id,
         "source": source,
         "is_test": is_test,
         "method": outcome.method[:10],
@@ -153,10 +154,11 @@ def build_row(
     ok: bool | None = None,
     is_test: bool = False,
     error: str = "",
+    account: Account | None = None,
 ) -> CallLog:
-    """The unsaved row for ``outcome``."""
+    """The unsaved row for ``outcome`` (made for ``account`` when given)."""
     if ok is None:
         ok = outcome.response is not None and outcome.response.ok
     values = row_values(integration, source, outcome, ok=ok, is_test=is_test, error=error)
-    del values["integration_id"]
-    return CallLog(integration=integration, **values)
+    del values["integration_id"], values["account_id"]
+    return CallLog(integration=integration, account=account, **values)

@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_variables
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
+from .. import telemetry
 from ..exceptions import CircuitOpen, RequestRefused
 from ..redaction import redact_text
 from ..settings import app_settings
@@ -41,6 +42,7 @@ from .adapter import GuardedAdapter
 from .auth import TokenAuth
 from .bounds import Bounds
 from .breaker import CircuitBreaker, is_failure
+from .outcome import Outcome as Outcome  # re-exported: its home before http/outcome.py
 
 if TYPE_CHECKING:
     from ..models import Integration
@@ -257,6 +259,14 @@ class IntegrationSession(GuardedSession):
         """Make the call, retrying as the policy allows, and return what happened,
         response or (scrubbed) error; logs nothing. ``trial`` lets the call through an
         open circuit breaker (test calls)."""
+        if telemetry.ENABLED:  # the only cost without OpenTelemetry installed
+            return telemetry.traced(
+                self.integration, method, lambda: self._guarded(method, url, trial, kwargs)
+            )
+        return self._guarded(method, url, trial, kwargs)
+
+    @sensitive_variables("url", "kwargs")
+    def _guarded(self, method: str, url: str, trial: bool, kwargs: dict[str, Any]) -> Outcome:
         breaker = self.breaker
         if breaker is None:
             return self._perform(method, url, **kwargs)
@@ -358,36 +368,6 @@ class IntegrationSession(GuardedSession):
 def create_session(*, ca_bundle: str = "", pool_maxsize: int | None = None) -> GuardedSession:
     """A plain session with the app's defaults, for token endpoints and the like."""
     return GuardedSession(ca_bundle=ca_bundle, pool_maxsize=pool_maxsize or 4)
-
-
-class Outcome:
-    """One call's result: a response or the error that stopped it, and its duration."""
-
-    __slots__ = ("method", "url", "response", "error", "duration_ms", "attempts")
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        started: float,
-        *,
-        response: requests.Response | None = None,
-        error: BaseException | None = None,
-        attempts: int = 1,
-    ) -> None:
-        self.method = method
-        self.url = url
-        self.response = response
-        self.error = error
-        self.attempts = attempts
-        self.duration_ms = int((time.perf_counter() - started) * 1000)
-
-    def __repr__(self) -> str:
-        return f"<Outcome {self.method} status={self.status_code} attempts={self.attempts}>"
-
-    @property
-    def status_code(self) -> int | None:
-        return self.response.status_code if self.response is not None else None
 
 
 OnCall = Callable[["Integration", str, Outcome], None]
