@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import admin, messages
@@ -27,9 +28,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from ..exceptions import IntegrationError
-from ..models import CallLog, CallSource, Integration
-from ..services import run_test_for
+from ..models import CallSource, Integration
 from ..tasks import enqueue_tests
+from ..testcalls import run_test, run_tests
 from ..tokens import preview as token_preview
 
 # More selected than this and the bulk action queues background tasks instead of
@@ -37,12 +38,14 @@ from ..tokens import preview as token_preview
 BACKGROUND_THRESHOLD = 5
 
 
-def describe(row: CallLog) -> str:
-    """One line for an operator: 'ok, 200 in 12 ms' or 'failed (503, 12 ms): <error>'."""
-    status = row.status_code if row.status_code is not None else "no response"
-    if row.ok:
-        return f"ok, {status} in {row.duration_ms} ms"
-    return f"failed ({status}, {row.duration_ms} ms): {row.error or 'unexpected response'}"
+def describe(result: Mapping[str, Any]) -> str:
+    """A test result (``TestResult.as_dict()``, also what a task returns) in one line
+    for an operator: 'ok, 200 in 12 ms' or 'failed (503, 12 ms): <error>'."""
+    status = result["status_code"] if result["status_code"] is not None else "no response"
+    duration = result["duration_ms"] or 0
+    if result["ok"]:
+        return f"ok, {status} in {duration} ms"
+    return f"failed ({status}, {duration} ms): {result['error'] or 'unexpected response'}"
 
 
 def claim_times(claims: dict[str, Any]) -> list[tuple[str, str]]:
@@ -59,10 +62,6 @@ def claim_times(claims: dict[str, Any]) -> list[tuple[str, str]]:
     return times
 
 
-def run_test(integration: Integration) -> CallLog:
-    return run_test_for(integration, source=CallSource.ADMIN)
-
-
 class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
     """The test-call and preview views, their URLs and the "Run test call" action; the
     integration admin builds on it."""
@@ -72,41 +71,34 @@ class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(permissions=["run_test_call"], description="Run test call")
     def run_test_calls(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        """A few selected run here, on threads; more go to the background tasks and are
+        reported if they have finished (the immediate backend) or counted as queued."""
         integrations = list(queryset.order_by("name"))
-        if len(integrations) > BACKGROUND_THRESHOLD:
-            results = enqueue_tests(integrations, source=CallSource.ADMIN)
-            pending = 0
+        if len(integrations) <= BACKGROUND_THRESHOLD:
+            results = run_tests(integrations, source=CallSource.ADMIN)
             for integration, result in zip(integrations, results, strict=True):
-                if result.is_finished and result.return_value is not None:
-                    summary = result.return_value
-                    self.report_summary(request, integration, summary)
-                else:
-                    pending += 1
-            if pending:
-                self.message_user(
-                    request,
-                    f"Queued {pending} test calls in the background; their results will "
-                    "appear in the call log.",
-                    messages.INFO,
-                )
+                self.report(request, integration, result.as_dict())
             return
-        for integration in integrations:
-            self.report(request, integration, run_test(integration))
+        pending = 0
+        queued = enqueue_tests(integrations, source=CallSource.ADMIN)
+        for integration, task in zip(integrations, queued, strict=True):
+            if task.is_finished and task.return_value is not None:
+                self.report(request, integration, task.return_value)
+            else:
+                pending += 1
+        if pending:
+            self.message_user(
+                request,
+                f"Queued {pending} test calls in the background; their results will "
+                "appear in the call log.",
+                messages.INFO,
+            )
 
-    def report(self, request: HttpRequest, integration: Integration, row: CallLog) -> None:
-        level = messages.SUCCESS if row.ok else messages.ERROR
-        self.message_user(request, f"{integration}: {describe(row)}", level)
-
-    def report_summary(
-        self, request: HttpRequest, integration: Integration, summary: dict[str, Any]
+    def report(
+        self, request: HttpRequest, integration: Integration, result: Mapping[str, Any]
     ) -> None:
-        row = CallLog(
-            ok=summary["ok"],
-            status_code=summary["status_code"],
-            duration_ms=summary["duration_ms"] or 0,
-            error=summary["error"] or "",
-        )
-        self.report(request, integration, row)
+        level = messages.SUCCESS if result["ok"] else messages.ERROR
+        self.message_user(request, f"{integration}: {describe(result)}", level)
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
@@ -136,7 +128,7 @@ class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
         if not self.has_run_test_call_permission(request):
             raise PermissionDenied
         integration = self.get_object_or_404(request, object_id)
-        self.report(request, integration, run_test(integration))
+        self.report(request, integration, run_test(integration, source=CallSource.ADMIN).as_dict())
         return HttpResponseRedirect(
             reverse("admin:integrations_integration_change", args=[integration.pk])
         )
