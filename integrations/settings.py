@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     # the longest call (google-auth uses 225 s; security.md #21).
     "TOKEN_REFRESH_MARGIN": 60,
     "TOKEN_LOCK_TIMEOUT": 30,
+    # Tokens each process keeps in memory, least recently used evicted first (one app
+    # acting for 10,000 accounts holds one per account: about 5 MB at this default).
+    "TOKEN_CACHE_SIZE": 10000,
     "MAX_RESPONSE_BYTES": 10 * 1024 * 1024,
     "CONNECT_TIMEOUT": 5.0,
     "DEADLINE_FACTOR": 3.0,

@@ -13,7 +13,13 @@ the waiters take over. With a local-memory cache this degrades to one refresh pe
 process.
 
 Keys carry ``Integration.auth_fingerprint``, so an edit of the key or claims is a new
-key: the next call mints with the new settings at once.
+key: the next call mints with the new settings at once. An account's provider keys its
+tokens by the account too (``accounts.AccountScope``: ``billing[acme]``), so a token is
+never served to another account and an edit of one account drops only its tokens
+(security.md #31).
+
+The local dict is bounded (``INTEGRATIONS_TOKEN_CACHE_SIZE``): the least recently used
+token is evicted first, and it is still in the shared cache for the next caller.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from django.core.cache import cache
@@ -38,7 +45,7 @@ clock: Callable[[], float] = time.time
 
 class TokenCache:
     def __init__(self) -> None:
-        self._local: dict[str, Token] = {}
+        self._local: OrderedDict[str, Token] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -47,6 +54,10 @@ class TokenCache:
         margin = app_settings.TOKEN_REFRESH_MARGIN
         token = self._local.get(key)
         if token is not None and token.fresh(margin, clock()):
+            try:
+                self._local.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile: still a valid token
+                pass
             return token
         with self._lock(key):
             # Re-check: the thread that held the lock may have refreshed it already.
@@ -55,7 +66,22 @@ class TokenCache:
                 token = self._shared(key, obtain, margin)
                 self._local[key] = token
                 self._forget_older_versions(key)
+                self._evict()
             return token
+
+    def _evict(self) -> None:
+        """Keep at most TOKEN_CACHE_SIZE tokens, dropping the least recently used (and
+        their locks, unless a refresh holds one)."""
+        size = max(1, int(app_settings.TOKEN_CACHE_SIZE))
+        with self._locks_guard:
+            while len(self._local) > size:
+                try:
+                    old, _ = self._local.popitem(last=False)
+                except KeyError:
+                    return
+                lock = self._locks.get(old)
+                if lock is not None and not lock.locked():
+                    del self._locks[old]
 
     def _forget_older_versions(self, key: str) -> None:
         """Drop tokens and locks of the same integration under older fingerprints: after
