@@ -8,6 +8,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from .. import telemetry
 from ..tokens.base import Token, TokenProvider
 from ..tokens.cache import token_cache
 
@@ -34,7 +35,12 @@ class TokenAuth(AuthBase):
         provider = self.provider
         if not provider.cacheable:
             return provider.obtain(self.http, request)
-        return token_cache.get(provider.cache_key, lambda: provider.obtain(self.http, None))
+        return token_cache.get(provider.cache_key, self.fetch)
+
+    def fetch(self) -> Token:
+        """A new token on a cache miss; telemetry records it (a no-op without it)."""
+        provider = self.provider
+        return telemetry.obtain_token(provider.slug, lambda: provider.obtain(self.http, None))
 
     def retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
