@@ -150,7 +150,6 @@ class IntegrationAdmin(TestCallViews):
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         return ["auth_options", "secrets_set", "secret_fingerprints", "public_key", "recent_calls"]
 
-    @sensitive_posts
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -180,18 +179,15 @@ class IntegrationAdmin(TestCallViews):
         return TemplateResponse(request, "admin/integrations/integration/choose_type.html", context)
 
     @sensitive_posts
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """The add and change forms' view (both go through it)."""
+        return super().changeform_view(request, *args, **kwargs)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> HttpResponse:
-        extra_context = {
-            **(extra_context or {}),
-            "can_run_test": self.has_run_test_call_permission(request),
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
+        context["can_run_test"] = self.has_run_test_call_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def save_form(self, request: HttpRequest, form: Any, change: bool) -> Any:
         generated: keypairs.KeyPair | None = getattr(form, "generated", None)

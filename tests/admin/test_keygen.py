@@ -11,20 +11,21 @@ from integrations import keypairs
 from integrations.exceptions import InvalidConfiguration
 from integrations.tokens.signing import Signer
 from tests import jose
+from tests.keys import CANARY, HMAC_SECRET
+
+# Each kind of key pair the admin generates: the algorithm it signs by default, its JWK kty.
+KINDS = [
+    ("rsa-2048", "RS256", "RSA"),
+    ("rsa-3072", "RS256", "RSA"),
+    ("ec-p256", "ES256", "EC"),
+    ("ec-p384", "ES384", "EC"),
+    ("ed25519", "EdDSA", "OKP"),
+]
 
 
-@pytest.mark.parametrize(
-    ("kind", "algorithm", "kty"),
-    [
-        ("rsa-2048", "RS256", "RSA"),
-        ("rsa-3072", "RS256", "RSA"),
-        ("ec-p256", "ES256", "EC"),
-        ("ec-p384", "ES384", "EC"),
-        ("ed25519", "EdDSA", "OKP"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "algorithm", "kty"), KINDS)
 def test_generated_pair_signs_and_publishes(kind, algorithm, kty):
-    """SECURITY 2: each kind makes a key of the right size/curve; a token it signs
+    """security.md #2: each kind makes a key of the right size/curve; a token it signs
     verifies (joserfc) with the public PEM; the JWK and its RFC 7638 thumbprint match
     jwcrypto's reading of that PEM."""
     pair = keypairs.generate(kind)
@@ -61,17 +62,13 @@ def test_unknown_kind_is_refused_by_name():
 
 def test_shared_secret_has_no_public_key():
     """Asking for an HMAC secret's public key is a clear error, never the secret back."""
-    from tests.keys import CANARY, HMAC_SECRET
-
     with pytest.raises(InvalidConfiguration) as caught:
         keypairs.public_key("HS256", HMAC_SECRET)
     assert "has no public key" in str(caught.value) and CANARY not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("kind", "algorithm"), [("rsa-2048", "RS256"), ("ec-p384", "ES384"), ("ed25519", "EdDSA")]
-)
-def test_usual_algorithm_reads_the_key_type(kind, algorithm):
+@pytest.mark.parametrize(("kind", "algorithm", "kty"), KINDS)
+def test_usual_algorithm_reads_the_key_type(kind, algorithm, kty):
     """Presets without an algorithm option still get fingerprints and public keys."""
     assert keypairs.usual_algorithm(keypairs.generate(kind).private_pem) == algorithm
     assert keypairs.usual_algorithm("not a key") is None
