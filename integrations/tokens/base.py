@@ -209,6 +209,8 @@ class TokenProvider:
     # The secret option a generated key pair fills (the admin's "Generate key pair"),
     # None when the type's key cannot be generated (a shared secret, a key file).
     generated_key_field: ClassVar[str | None] = None
+    # The one algorithm a preset's key must suit; None: the ``algorithm`` option says.
+    key_algorithm: ClassVar[str | None] = None
     # True for the presets of specific providers, False for the generic flows.
     is_preset: ClassVar[bool] = False
     # False for flows that need a new token per request (e.g. a claim over the URL).

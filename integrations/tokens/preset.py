@@ -110,6 +110,7 @@ class Preset(JWTProvider):
             added = {key.field: secret_field(key.label, key.help_text), **added}
             cls.secret_fields = (key.field,)
         cls.generated_key_field = key.field if key and key.can_be_generated else None
+        cls.key_algorithm = key.algorithm if key else None
         declared: Any = cls.Options  # django-stubs cannot type a form class in a ClassVar
         if not issubclass(declared, PresetOptions):
             raise TypeError(f"{cls.__name__}.Options must be a PresetOptions form")
@@ -120,6 +121,8 @@ class Preset(JWTProvider):
                 **added,
                 "__module__": cls.__module__,
                 "signing_key": key,
+                # Read by integrations_keygen until it reads the provider's key_algorithm.
+                "key_algorithm": cls.key_algorithm,
                 "lifetime_rule": cls.lifetime,
                 "clock_skew": cls.clock_skew,
             },
