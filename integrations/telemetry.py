@@ -8,7 +8,7 @@ attribute check per call.
 - ``traced(integration, method, perform)``: one CLIENT span around a call made through
   ``IntegrationSession`` (retries included), current while the call runs, and one
   ``integrations.call.duration`` measurement (seconds).
-- ``obtain_token(slug, obtain)``: around a token fetched or minted on a cache miss; a
+- ``obtain_token(integration, obtain)``: around a token fetched or minted on a cache miss; a
   ``token.refresh`` event on the current call's span and one ``integrations.token.requests``.
 - ``use_providers(...)``: take tracer and meter from given providers (tests; sites that keep
   their providers out of the globals).
@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from .accounts import AccountScope
+
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import metrics, trace
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Histogram, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from .http.session import Outcome
-    from .models import Integration
+    from .http.outcome import Outcome
+    from .tokens.base import IntegrationLike
 
 T = TypeVar("T")
 
@@ -98,17 +100,21 @@ def use_providers(
         _instruments = _Instruments(tracer_provider, meter_provider)
 
 
+def names(integration: IntegrationLike) -> tuple[str, str | None]:
+    """(slug, account key or None): a provider acting for an account sees its integration
+    through an ``AccountScope``."""
+    if isinstance(integration, AccountScope):
+        return integration.integration.slug, integration.key
+    return integration.slug, None
+
+
 def method_name(method: str) -> str:
     method = method.upper()
     return method if method in KNOWN_METHODS else "_OTHER"
 
 
 def traced(
-    integration: Integration,
-    method: str,
-    perform: Callable[[], Outcome],
-    *,
-    account: str | None = None,
+    integration: IntegrationLike, method: str, perform: Callable[[], Outcome]
 ) -> Outcome:
     """Run ``perform`` (one call, retries included) inside a CLIENT span and measure it.
 
@@ -118,7 +124,7 @@ def traced(
     tools = _instruments
     if tools is None:
         return perform()
-    slug = integration.slug
+    slug, account = names(integration)
     method = method_name(method)
     start: Attributes = {"integrations.slug": slug, "http.request.method": method}
     if account:
@@ -200,7 +206,7 @@ def where(url: str) -> Attributes:
     return found
 
 
-def obtain_token(slug: str, obtain: Callable[[], T]) -> T:
+def obtain_token(integration: IntegrationLike, obtain: Callable[[], T]) -> T:
     """Call ``obtain`` (a token cache miss) and record it: a ``token.refresh`` event on
     the current span and one ``integrations.token.requests`` with its outcome."""
     tools = _instruments
@@ -209,14 +215,20 @@ def obtain_token(slug: str, obtain: Callable[[], T]) -> T:
     try:
         token = obtain()
     except Exception as exc:
-        _token_recorded(tools, slug, {"integrations.token.outcome": "error",
-                                      "error.type": type(exc).__name__})
+        _token_recorded(tools, integration, {"integrations.token.outcome": "error",
+                                             "error.type": type(exc).__name__})
         raise
-    _token_recorded(tools, slug, {"integrations.token.outcome": "ok"})
+    _token_recorded(tools, integration, {"integrations.token.outcome": "ok"})
     return token
 
 
-def _token_recorded(tools: _Instruments, slug: str, attributes: Attributes) -> None:
-    attributes["integrations.slug"] = slug
-    trace.get_current_span().add_event("token.refresh", attributes)
+def _token_recorded(
+    tools: _Instruments, integration: IntegrationLike, attributes: Attributes
+) -> None:
+    # The span event names the account; the counter does not (one series per account
+    # would be unbounded cardinality).
+    attributes["integrations.slug"], account = names(integration)
     tools.token_requests.add(1, attributes)
+    if account:
+        attributes["integrations.account"] = account
+    trace.get_current_span().add_event("token.refresh", attributes)

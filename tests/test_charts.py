@@ -171,3 +171,15 @@ def test_nice_ceiling():
     assert [charts.svg.nice_ceiling(v) for v in (0, 0.3, 1, 7, 10, 11, 240, 999, 1001)] == [
         1, 0.5, 1, 10, 10, 20, 500, 1000, 2000,
     ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="covering indexes: PostgreSQL")
+def test_chart_columns_are_in_the_integration_index_on_postgresql(db):
+    """Migration 0005: the aggregates read (integration, created_at) with duration and ok
+    from the index alone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'calllog_integration_latest'"
+        )
+        [(definition,)] = cursor.fetchall()
+    assert "(integration_id, created_at DESC) INCLUDE (duration_ms, ok)" in definition

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from integrations import services, telemetry
-from integrations.models import CallLog
+from integrations.models import Account, CallLog
 from tests.keys import CANARY
 from tests.loopback import Reply
 
@@ -130,12 +130,26 @@ def test_token_refresh_is_an_event_on_misses_only(otel, api):
                                       "integrations.token.outcome": "ok"}
 
 
-def test_a_token_that_cannot_be_obtained_is_counted_as_an_error(otel):
+def test_an_accounts_calls_name_it_on_spans_but_not_in_metrics(otel, api):
+    Account.objects.create(integration=api, key="acme", options={"claims": {"sub": "acme"}})
+    services.get_session("billing", "acme").get("items")
+    [span] = otel.finished()
+    assert span.attributes["integrations.slug"] == "billing"
+    assert span.attributes["integrations.account"] == "acme"
+    assert span.events[0].attributes["integrations.account"] == "acme"
+    # One metric series per account would be unbounded: metrics name the integration.
+    for name in ("integrations.call.duration", "integrations.token.requests"):
+        [point] = otel.points(name)
+        assert point.attributes["integrations.slug"] == "billing"
+        assert "integrations.account" not in point.attributes
+
+
+def test_a_token_that_cannot_be_obtained_is_counted_as_an_error(otel, api):
     def refuse() -> str:
         raise PermissionError("token endpoint said no: " + CANARY)
 
     with pytest.raises(PermissionError):
-        telemetry.obtain_token("billing", refuse)
+        telemetry.obtain_token(api, refuse)
     [count] = otel.points("integrations.token.requests")
     assert dict(count.attributes) == {"integrations.slug": "billing",
                                       "integrations.token.outcome": "error",
@@ -234,8 +248,8 @@ def test_without_opentelemetry_everything_is_a_no_op():
         "import sys; sys.modules['opentelemetry'] = None\n"
         "from integrations import telemetry\n"
         "assert telemetry.ENABLED is False and telemetry._instruments is None\n"
-        "assert telemetry.obtain_token('s', lambda: 'tok') == 'tok'\n"
         "class I: slug = 's'\n"
+        "assert telemetry.obtain_token(I(), lambda: 'tok') == 'tok'\n"
         "assert telemetry.traced(I(), 'GET', lambda: 'outcome') == 'outcome'\n"
         "telemetry.use_providers()\n"
         "assert telemetry._instruments is None\n"

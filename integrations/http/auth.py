@@ -40,7 +40,8 @@ class TokenAuth(AuthBase):
     def fetch(self) -> Token:
         """A new token on a cache miss; telemetry records it (a no-op without it)."""
         provider = self.provider
-        return telemetry.obtain_token(provider.slug, lambda: provider.obtain(self.http, None))
+        obtain = provider.obtain
+        return telemetry.obtain_token(provider.integration, lambda: obtain(self.http, None))
 
     def retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request

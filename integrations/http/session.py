@@ -260,8 +260,8 @@ class IntegrationSession(GuardedSession):
         response or (scrubbed) error; logs nothing. ``trial`` lets the call through an
         open circuit breaker (test calls)."""
         if telemetry.ENABLED:  # the only cost without OpenTelemetry installed
-            return telemetry.traced(
-                self.integration, method, lambda: self._guarded(method, url, trial, kwargs)
+            return telemetry.traced(  # the provider's view names the account, if any
+                self.provider.integration, method, lambda: self._guarded(method, url, trial, kwargs)
             )
         return self._guarded(method, url, trial, kwargs)
 
