@@ -54,12 +54,21 @@ def claim_times(claims: dict[str, Any]) -> list[tuple[str, str]]:
     times = []
     for name in ("iat", "nbf", "exp"):
         value = claims.get(name)
-        if isinstance(value, int | float):
-            when = datetime.datetime.fromtimestamp(value, datetime.UTC)
-            offset = int(value - now)
-            relative = f"in {offset} s" if offset >= 0 else f"{-offset} s ago"
-            times.append((name, f"{when:%Y-%m-%d %H:%M:%S} UTC ({relative})"))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            times.append((name, claim_time(value, now)))
     return times
+
+
+def claim_time(value: float, now: float) -> str:
+    """'2026-01-01 12:00:00 UTC (in 30 s)'; a number no calendar holds (1e20, NaN) says
+    so instead of failing the page (security.md #37)."""
+    try:
+        when = datetime.datetime.fromtimestamp(value, datetime.UTC)
+        offset = int(value - now)
+    except (OverflowError, OSError, ValueError):
+        return f"{value!r}: not a valid time"
+    relative = f"in {offset} s" if offset >= 0 else f"{-offset} s ago"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({relative})"
 
 
 class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]

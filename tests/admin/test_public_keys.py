@@ -86,3 +86,17 @@ def test_preview_shows_header_and_claims_without_secret(as_user, make_integratio
     )
     assert "&quot;aud&quot;: &quot;billing&quot;" in html and "&quot;exp&quot;" in html
     assert CANARY not in html and "eyJ" not in html
+
+
+@pytest.mark.parametrize("value", [1e20, -1e20, 2**70])
+def test_preview_of_an_impossible_time_says_so(as_user, make_integration, value):
+    """security.md #37: a claim time no calendar holds ({"nbf": 1e20}) is shown as not a
+    valid time, not a 500."""
+    integration = make_integration(
+        auth_config={"algorithm": "HS256", "claims": {"iss": "shop", "nbf": value}}
+    )
+    response = as_user("viewer").get(
+        reverse("admin:integrations_integration_preview", args=[integration.pk])
+    )
+    assert response.status_code == 200
+    assert "not a valid time" in response.content.decode()
