@@ -42,7 +42,6 @@ from .filters import AuthTypeFilter, LastTestFilter
 from .views import TestCallViews
 
 DEFAULT_TYPE = "jwt_bearer"
-PRESETS_PACKAGE = "integrations.tokens.presets."
 
 # Every posted value of the add and change forms is hidden from error reports (the
 # DEBUG page, the mail to ADMINS): secrets, but also headers and claims, which may
@@ -163,7 +162,7 @@ class IntegrationAdmin(TestCallViews):
 
     def choose_type_view(self, request: HttpRequest) -> HttpResponse:
         types = [
-            (name, cls.label, cls.__module__.startswith(PRESETS_PACKAGE))
+            (name, cls.label, cls.is_preset)
             for name, cls in sorted(PROVIDERS.items(), key=lambda item: item[1].label)
         ]
         context = {

@@ -2,7 +2,7 @@
 
 Each auth type declares its options in an ``Options`` form; this form copies that type's
 fields in as ``auth_<option>`` so only what the chosen type needs is shown and validated,
-with or without JavaScript. Secret options are write-only (SECURITY 29): never rendered,
+with or without JavaScript. Secret options are write-only (security.md #29): never rendered,
 not even what was just typed, and a blank submit keeps the stored value.
 """
 
@@ -16,21 +16,19 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.forms.fields import InvalidJSONInput
 from django.http import QueryDict
 from django.views.decorators.debug import sensitive_variables
 
-from . import keypairs
-from .destinations import credential_destination_errors
-from .exceptions import InvalidConfiguration, SecretDecryptionError
-from .models import Integration
-from .tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
-from .tokens.signing import key_fingerprint
-from .validation import auth_errors
+from .. import keypairs
+from ..destinations import credential_destination_errors
+from ..exceptions import InvalidConfiguration, SecretDecryptionError
+from ..models import Integration
+from ..tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
+from ..tokens.signing import key_fingerprint
+from ..validation import auth_errors
+from .fields import BoundedJSONField, SecretTextarea, bounded
 
 PREFIX = "auth_"
-# Secret options that hold a private key: the ones a generated key pair can fill.
-KEY_FIELDS = ("key", "private_key")
 # The model fields the admin edits, in the groups its fieldsets show.
 MAIN_FIELDS = ["name", "slug", "base_url", "enabled"]
 REQUEST_FIELDS = [
@@ -43,68 +41,7 @@ REQUEST_FIELDS = [
     "idempotency_header",
 ]
 MODEL_FIELDS = [*MAIN_FIELDS, "auth_type", *REQUEST_FIELDS]
-# Deeper than any header map, test request or claim set needs; far below the depth at
-# which parsing, checking or storing the value exhausts Python's recursion limit.
-MAX_JSON_DEPTH = 32
-
 logger = logging.getLogger(__name__)
-
-
-def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
-    """How deeply lists and objects nest in ``value`` (a scalar is 0), counted without
-    recursion and only up to ``limit + 1``."""
-    deepest = 0
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending and deepest <= limit:
-        item, level = pending.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, level)
-        pending.extend((child, level + 1) for child in children)
-    return deepest
-
-
-class BoundedJSONField(forms.JSONField):
-    """A JSON field that refuses nesting deeper than ``MAX_JSON_DEPTH`` as a field error.
-
-    Python's parser raises RecursionError (a 500, with the posted secrets in the error
-    report) on deeply nested input, and every later walk over the value would too
-    (security.md #30). A re-rendered form shows such input as the text it was.
-    """
-
-    def to_python(self, value: Any) -> Any:
-        try:
-            converted = super().to_python(value)
-        except RecursionError:
-            converted = None
-        else:
-            if json_depth(converted) <= MAX_JSON_DEPTH:
-                return converted
-        raise ValidationError(
-            f"is nested too deeply: at most {MAX_JSON_DEPTH} levels of lists and objects",
-            code="invalid",
-        )
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        try:
-            value = super().bound_data(data, initial)
-        except RecursionError:
-            return InvalidJSONInput(data)
-        if json_depth(value) > MAX_JSON_DEPTH and isinstance(data, str):
-            return InvalidJSONInput(data)
-        return value
-
-
-def bounded(option: forms.Field) -> forms.Field:
-    """``option`` with its JSON parsing bounded (an Options form's JSON fields)."""
-    if isinstance(option, forms.JSONField) and not isinstance(option, BoundedJSONField):
-        base = type(option)
-        option.__class__ = type(f"Bounded{base.__name__}", (BoundedJSONField, base), {})
-    return option
 
 
 def unchecked(cls: type[TokenProvider], exc: Exception) -> str:
@@ -124,17 +61,9 @@ def unchecked(cls: type[TokenProvider], exc: Exception) -> str:
     )
 
 
-class SecretTextarea(forms.Textarea):
-    """A textarea (PEM keys span lines) that, like PasswordInput(render_value=False),
-    never renders a value: not the stored one, not the one just submitted."""
-
-    def format_value(self, value: Any) -> None:
-        return None
-
-
 def key_field(cls: type[TokenProvider]) -> str | None:
-    """The secret option holding this type's private key, if it has one."""
-    return next((name for name in KEY_FIELDS if name in cls.secret_fields), None)
+    """The secret option a generated key pair fills, as the auth type declares it."""
+    return cls.generated_key_field
 
 
 @sensitive_variables("value")
@@ -285,7 +214,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             if target in submitted:
                 self.add_error("generate_key", "Either paste a key or generate one, not both.")
                 return None
-            algorithm = data.get(PREFIX + "algorithm")
+            algorithm = data.get(PREFIX + "algorithm") or cls.key_algorithm
             label, algorithms = keypairs.KINDS[kind]
             if algorithm and algorithm not in algorithms:
                 self.add_error(
