@@ -33,7 +33,7 @@ def log(integration: Integration, **fields: object) -> CallLog:
 
 
 def test_rows_are_read_only_for_everyone(as_user, make_integration):
-    """SECURITY 27: even a superuser cannot add, change or delete a log row."""
+    """security.md #27: even a superuser cannot add, change or delete a log row."""
     row = log(make_integration())
     client = as_user("superuser")
     change = reverse("admin:integrations_calllog_change", args=[row.pk])

@@ -1,4 +1,4 @@
-"""SECURITY 29: the canary secret never reaches an admin page, whoever looks and
+"""security.md #29: the canary secret never reaches an admin page, whoever looks and
 whatever page: lists, forms, error re-renders, history, log entries, previews, call logs,
 delete confirmations."""
 
@@ -64,7 +64,7 @@ def pages(integrations: list[Integration]) -> list[str]:
 
 @pytest.mark.parametrize("user", ["superuser", "operator", "editor", "viewer"])
 def test_canary_never_in_any_admin_page(as_user, secret_integrations, user):
-    """SECURITY 26, 29: after a test call, an edit and a failed edit, no page shows
+    """security.md #26, #29: after a test call, an edit and a failed edit, no page shows
     the canary: not in forms, lists, history, previews, call logs or confirmations."""
     root = as_user("superuser")
     for integration in secret_integrations:
@@ -91,7 +91,7 @@ def test_canary_never_in_any_admin_page(as_user, secret_integrations, user):
 
 
 def test_canary_never_in_log_entries_or_str(as_user, secret_integrations):
-    """SECURITY 29: admin LogEntry rows (object_repr, change_message) and __str__/repr
+    """security.md #29: admin LogEntry rows (object_repr, change_message) and __str__/repr
     hold names, never secret values."""
     client = as_user("superuser")
     integration = secret_integrations[0]
