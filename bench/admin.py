@@ -8,42 +8,20 @@ afterwards; skipped with a message when PostgreSQL is unreachable.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
+from bench.postgres import measure_in_scratch_database
+
 DATABASE = "integrations_bench_admin"
-SERVER = "postgres://postgres@127.0.0.1:5432"
 CALL_LOGS = 1_000_000
 INTEGRATIONS = 1_000
 REPEAT = 5
 
 
 def run() -> None:
-    try:
-        import psycopg
-
-        admin = psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        print(f"skipped: PostgreSQL at 127.0.0.1:5432 is unreachable ({type(exc).__name__})")
-        return
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-        try:
-            env = {
-                **os.environ,
-                "DATABASE_URL": f"{SERVER}/{DATABASE}",
-                "DJANGO_SETTINGS_MODULE": "bench.settings",
-            }
-            subprocess.run(
-                [sys.executable, "-c", "import bench.admin as b; b.measure()"], env=env, check=True
-            )
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    measure_in_scratch_database(DATABASE, "bench.admin")
 
 
 def timed(client: Any, url: str, params: dict[str, str]) -> tuple[float, int]:

@@ -10,16 +10,14 @@ afterwards; skipped with a message when PostgreSQL is unreachable.
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.postgres import measure_in_scratch_database
+
 DATABASE = "integrations_bench_charts"
-SERVER = "postgres://postgres@127.0.0.1:5432"
 BUSY_ROWS = 500_000  # one integration, spread over the last 30 days
 OTHERS, OTHER_ROWS = 99, 5_051  # the rest of a 100-row changelist page: 1,000,000 in all
 REPEAT = 3
@@ -33,27 +31,7 @@ PLAIN = (
 
 
 def run() -> None:
-    try:
-        import psycopg
-
-        admin = psycopg.connect(f"{SERVER}/postgres", autocommit=True, connect_timeout=3)
-    except Exception as exc:
-        print(f"skipped: PostgreSQL at 127.0.0.1:5432 is unreachable ({type(exc).__name__})")
-        return
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        admin.execute(f"CREATE DATABASE {DATABASE}")
-        try:
-            env = {
-                **os.environ,
-                "DATABASE_URL": f"{SERVER}/{DATABASE}",
-                "DJANGO_SETTINGS_MODULE": "bench.settings",
-            }
-            subprocess.run(
-                [sys.executable, "-c", "import bench.charts as b; b.measure()"], env=env, check=True
-            )
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    measure_in_scratch_database(DATABASE, "bench.charts")
 
 
 def timed(work: Callable[[], Any]) -> float:
