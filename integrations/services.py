@@ -228,10 +228,3 @@ def reset() -> None:
         _sessions.clear()
         _transports.clear()
     token_cache.clear()
-
-
-def run_test_for(integration: Integration, *, source: str) -> CallLog:
-    """Transition only, until admin/ uses ``testcalls.run_test``: to be removed."""
-    row = testcalls.run_test(integration, source=source).row
-    assert row is not None
-    return row
