@@ -14,13 +14,20 @@ ADD = reverse("admin:integrations_integration_add")
 LIST = reverse("admin:integrations_integration_changelist")
 
 
+def integration_url(view: str, integration: Integration | str) -> str:
+    """The integration admin's ``view`` page (change, delete, history, preview, test)
+    for an integration or a raw id."""
+    object_id = integration.pk if isinstance(integration, Integration) else integration
+    return reverse(f"admin:integrations_integration_{view}", args=[object_id])
+
+
 def change_url(integration: Integration) -> str:
-    return reverse("admin:integrations_integration_change", args=[integration.pk])
+    return integration_url("change", integration)
 
 
 def run_test_url(integration: Integration) -> str:
     """The change page's "Run test call" POST target."""
-    return reverse("admin:integrations_integration_test", args=[integration.pk])
+    return integration_url("test", integration)
 
 
 def messages_of(response: Any) -> list[str]:

@@ -11,7 +11,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from integrations.models import CallLog, Integration
-from tests.admin.helpers import form_data
+from tests.admin.helpers import form_data, integration_url
 from tests.keys import CANARY, HMAC_SECRET, rsa_pem
 from tests.loopback import Reply
 
@@ -56,7 +56,7 @@ def pages(integrations: list[Integration]) -> list[str]:
     ]
     for integration in integrations:
         for name in ["change", "history", "delete", "preview"]:
-            urls.append(reverse(f"admin:integrations_integration_{name}", args=[integration.pk]))
+            urls.append(integration_url(name, integration))
     for row in CallLog.objects.all():
         urls.append(reverse("admin:integrations_calllog_change", args=[row.pk]))
     return urls

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from integrations.models import CallLog, Integration
-from tests.admin.helpers import LIST
+from tests.admin.helpers import LIST, integration_url
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +83,7 @@ def test_deleting_an_integration_takes_its_call_logs(as_user, make_integration):
     integration = make_integration()
     for _ in range(3):
         CallLog.objects.create(integration=integration, source="api", method="GET", url="u")
-    delete = reverse("admin:integrations_integration_delete", args=[integration.pk])
+    delete = integration_url("delete", integration)
     client = as_user("superuser")
     page = client.get(delete).content.decode()
     assert "3 call logs" in page and "permission to delete" not in page

@@ -4,11 +4,18 @@ the token preview."""
 from __future__ import annotations
 
 import pytest
-from django.urls import reverse
 
 from integrations.models import Integration
 from tests import jose
-from tests.admin.helpers import ADD, change_url, form_data, form_errors, messages_of, run_test_url
+from tests.admin.helpers import (
+    ADD,
+    change_url,
+    form_data,
+    form_errors,
+    integration_url,
+    messages_of,
+    run_test_url,
+)
 from tests.keys import CANARY, public_pem, rsa_pem
 from tests.loopback import Reply
 
@@ -76,9 +83,7 @@ def test_preview_shows_header_and_claims_without_secret(as_user, make_integratio
             "claims": {"iss": "shop", "aud": "billing"},
         }
     )
-    response = as_user("viewer").get(
-        reverse("admin:integrations_integration_preview", args=[integration.pk])
-    )
+    response = as_user("viewer").get(integration_url("preview", integration))
     html = response.content.decode()
     assert response.status_code == 200
     assert (
@@ -95,8 +100,6 @@ def test_preview_of_an_impossible_time_says_so(as_user, make_integration, value)
     integration = make_integration(
         auth_config={"algorithm": "HS256", "claims": {"iss": "shop", "nbf": value}}
     )
-    response = as_user("viewer").get(
-        reverse("admin:integrations_integration_preview", args=[integration.pk])
-    )
+    response = as_user("viewer").get(integration_url("preview", integration))
     assert response.status_code == 200
     assert "not a valid time" in response.content.decode()

@@ -4,11 +4,10 @@ through tasks), the permission that guards both, and unknown ids."""
 from __future__ import annotations
 
 import pytest
-from django.urls import reverse
 
 from integrations.models import CallLog
 from tests import jose
-from tests.admin.helpers import LIST, change_url, messages_of, run_test_url
+from tests.admin.helpers import LIST, change_url, integration_url, messages_of, run_test_url
 from tests.keys import HMAC_SECRET
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +99,6 @@ def test_unknown_integration_is_a_404(as_user, view):
     """A stale or malformed id in the URL is a 404, not a server error."""
     client = as_user("operator")
     for object_id in ["999", "not-a-number"]:
-        url = reverse(f"admin:integrations_integration_{view}", args=[object_id])
+        url = integration_url(view, object_id)
         response = client.post(url) if view == "test" else client.get(url)
         assert response.status_code == 404
