@@ -35,14 +35,13 @@ from .. import telemetry
 from ..exceptions import CircuitOpen, RequestRefused
 from ..redaction import redact_text
 from ..settings import app_settings
-from ..urlpaths import join_url as join_url  # re-exported until tokens/ uses urlpaths
-from ..urlpaths import origin
+from ..urlpaths import join_url, origin
 from . import retry as retries
 from .adapter import GuardedAdapter
 from .auth import TokenAuth
 from .bounds import Bounds
 from .breaker import CircuitBreaker, is_failure
-from .outcome import Outcome as Outcome  # re-exported: its home before http/outcome.py
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..models import Integration
