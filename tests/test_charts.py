@@ -183,3 +183,42 @@ def test_chart_columns_are_in_the_integration_index_on_postgresql(db):
         )
         [(definition,)] = cursor.fetchall()
     assert "(integration_id, created_at DESC) INCLUDE (duration_ms, ok)" in definition
+
+
+def page_queries(client, url):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries), response.content.decode()
+
+
+@pytest.mark.parametrize("rows", [2, 40])
+def test_changelist_draws_a_sparkline_per_row_in_one_query(admin_client, make_integration,
+                                                           rows):
+    """Admin hook: the list's query count does not grow with rows or call-log rows."""
+    from django.urls import reverse
+
+    url = reverse("admin:integrations_integration_changelist")
+    make_integration("api-0")
+    base, _ = page_queries(admin_client, url)
+    made = [make_integration(f"api-{n}") for n in range(1, rows)]
+    for integration in made:
+        add_calls(integration, [(datetime.now(UTC) - timedelta(hours=h), 10 * h, h != 2)
+                                for h in range(5)])
+    queries, html = page_queries(admin_client, url)
+    assert queries == base
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" role="img" width="120"') == rows
+    assert "Last 24 hours: 5 calls, 1 failed" in html
+
+
+def test_change_page_shows_the_charts(admin_client, billing):
+    from django.urls import reverse
+
+    add_calls(billing, [(datetime.now(UTC) - timedelta(hours=h), 10 + h, h % 3 != 0)
+                        for h in range(30)])
+    url = reverse("admin:integrations_integration_change", args=[billing.pk])
+    _, html = page_queries(admin_client, url)
+    assert html.count("<svg") >= 4
+    assert "latency, last 24 hours" in html and "failures, last 30 days" in html

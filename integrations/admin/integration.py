@@ -25,7 +25,7 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import keypairs
+from .. import charts, keypairs
 from ..forms import (
     MAIN_FIELDS,
     PREFIX,
@@ -59,13 +59,18 @@ class IntegrationChangeList(ChangeList):
         rows = CallLog.objects.in_bulk(
             [obj.last_test_id for obj in self.result_list if obj.last_test_id]
         )
+        # The 24 h sparklines of the whole page: one query (integrations.charts).
+        lines = charts.sparklines(obj.pk for obj in self.result_list)
         for obj in self.result_list:
             obj.last_test_row = rows.get(obj.last_test_id)
+            obj.sparkline = lines.get(obj.pk, "")
 
 
 class IntegrationAdmin(TestCallViews):
     form = IntegrationForm
-    list_display = ["name", "slug", "auth_type_label", "enabled", "last_test", "last_test_when"]
+    list_display = [
+        "name", "slug", "auth_type_label", "enabled", "last_test", "last_test_when", "calls_24h",
+    ]
     list_filter = ["enabled", AuthTypeFilter, LastTestFilter]
     search_fields = ["name", "slug", "base_url"]
     prepopulated_fields = {"slug": ["name"]}
@@ -103,6 +108,10 @@ class IntegrationAdmin(TestCallViews):
             row.duration_ms,
         )
 
+    @admin.display(description="last 24 h")
+    def calls_24h(self, obj: Integration) -> SafeString | str:
+        return getattr(obj, "sparkline", "")
+
     @admin.display(description="tested", ordering="last_test_created_at")
     def last_test_when(self, obj: Integration) -> str:
         row: CallLog | None = getattr(obj, "last_test_row", None)
@@ -134,7 +143,11 @@ class IntegrationAdmin(TestCallViews):
     def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         main = (None, {"fields": MAIN_FIELDS})
         requests_ = ("Requests", {"fields": REQUEST_FIELDS})
-        calls = [("Latest calls", {"fields": ["recent_calls"]})] if obj else []
+        calls = (
+            [("Latest calls", {"fields": ["recent_calls"]}),
+             ("Latency and failures", {"fields": ["charts_panel"]})]
+            if obj else []
+        )
         if obj is not None and not self.has_change_permission(request, obj):
             auth = ["auth_type", "auth_options", "secrets_set"]
             return [main, ("Authentication", {"fields": auth}), requests_, *calls]
@@ -147,7 +160,10 @@ class IntegrationAdmin(TestCallViews):
         return [main, (f"Authentication: {cls.label}", {"fields": auth}), requests_, *calls]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
-        return ["auth_options", "secrets_set", "secret_fingerprints", "public_key", "recent_calls"]
+        return [
+            "auth_options", "secrets_set", "secret_fingerprints", "public_key", "recent_calls",
+            "charts_panel",
+        ]
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -258,3 +274,7 @@ class IntegrationAdmin(TestCallViews):
     @admin.display(description="latest calls")
     def recent_calls(self, obj: Integration) -> SafeString:
         return panels.recent_calls(obj)
+
+    @admin.display(description="charts")
+    def charts_panel(self, obj: Integration) -> SafeString:
+        return charts.panel(obj)  # two queries: 24 h by hour, 30 days by day
