@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "integrations.crypto": 2,
     "integrations.redaction": 2,
     "integrations.urlpaths": 2,
+    "integrations.certificates": 2,  # client certificates: parsed by tokens/ and http/
     "integrations.tokens": 3,
     "integrations.signers": 3,
     "integrations.validation": 4,
