@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
-from .models import CallSource, Integration
+from .models import Account, CallSource, Integration
 from .settings import app_settings
-from .testcalls import TestResult, run_test
+from .testcalls import Target, TestResult, run_test
 
 if TYPE_CHECKING:
     from django.tasks import TaskResult, task
@@ -33,19 +33,27 @@ else:
 # The engine checks a task's queue when it is defined, so the queue configured at
 # import is the default; enqueue_tests reads the setting again on every call.
 @task(queue_name=app_settings.TASK_QUEUE)
-def run_test_call(integration_id: int, source: str = CallSource.TASK) -> dict[str, Any]:
-    """Fire one integration's test request and log it; returns its
-    ``TestResult.as_dict()``.
+def run_test_call(
+    integration_id: int, source: str = CallSource.TASK, account_id: int | None = None
+) -> dict[str, Any]:
+    """Fire one integration's test request (for the account ``account_id`` when given)
+    and log it; returns its ``TestResult.as_dict()``.
 
-    Takes the primary key, not the slug, so a rename between enqueue and run still
-    tests the same integration. One deleted meanwhile is reported, not raised.
+    Takes primary keys, not slug and key, so a rename between enqueue and run still
+    tests the same integration and account. One deleted meanwhile is reported, not raised.
     """
     fresh_connections()
     try:
         integration = Integration.objects.filter(pk=integration_id).first()
         if integration is None:
             return TestResult.missing(integration_id).as_dict()
-        return run_test(integration, source=source).as_dict()
+        account = None
+        if account_id is not None:
+            account = Account.objects.filter(pk=account_id, integration=integration).first()
+            if account is None:
+                gone = "account no longer exists"
+                return TestResult(slug=integration.slug, ok=False, error=gone).as_dict()
+        return run_test(integration, source=source, account=account).as_dict()
     finally:
         fresh_connections()
 
@@ -60,13 +68,19 @@ def fresh_connections() -> None:
 
 
 def enqueue_tests(
-    integrations: Iterable[Integration], *, source: str = CallSource.TASK
-) -> list[TaskResult[[int, str], dict[str, Any]]]:
-    """Enqueue one ``run_test_call`` per integration; returns the task results in order.
+    integrations: Iterable[Target], *, source: str = CallSource.TASK
+) -> list[TaskResult[[int, str, int | None], dict[str, Any]]]:
+    """Enqueue one ``run_test_call`` per integration, or per (integration, account)
+    pair; returns the task results in order.
 
     They go to the ``INTEGRATIONS_TASK_QUEUE`` queue, read now (not at import), so a
     changed setting applies to the next enqueue. With the immediate backend the calls
     have run when this returns.
     """
     queued = run_test_call.using(queue_name=app_settings.TASK_QUEUE)
-    return [queued.enqueue(integration.pk, source) for integration in integrations]
+    results: list[TaskResult[[int, str, int | None], dict[str, Any]]] = []
+    for target in integrations:
+        integration, account = target if isinstance(target, tuple) else (target, None)
+        account_id = account.pk if account is not None else None
+        results.append(queued.enqueue(integration.pk, source, account_id))
+    return results

@@ -93,6 +93,31 @@ class TestResult:
         }
 
 
+def targets(integrations: Sequence[Integration]) -> list[Target]:
+    """What testing these integrations means (docs/reference.md, Accounts): one without
+    accounts is tested once; one with accounts, once for each enabled account. Two
+    queries whatever the number of accounts."""
+    by_id = {integration.pk: integration for integration in integrations}
+    with_accounts = set(
+        Account.objects.filter(integration__in=list(by_id))
+        .values_list("integration_id", flat=True)
+        .distinct()
+    )
+    enabled: dict[int, list[Account]] = {}
+    if with_accounts:
+        queryset = Account.objects.filter(integration__in=with_accounts, enabled=True)
+        for account in queryset.order_by("integration_id", "key"):
+            account.integration = by_id[account.integration_id]  # no query per account
+            enabled.setdefault(account.integration_id, []).append(account)
+    result: list[Target] = []
+    for integration in integrations:
+        if integration.pk in with_accounts:
+            result.extend((integration, account) for account in enabled.get(integration.pk, []))
+        else:
+            result.append(integration)
+    return result
+
+
 def default_parallel(count: int) -> int:
     """Threads for ``count`` integrations when the operator does not say."""
     return max(1, min(DEFAULT_PARALLEL, count))

@@ -9,7 +9,13 @@ import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.calllog import describe_error
-from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
+from integrations.exceptions import (
+    AccountDisabled,
+    AccountNotFound,
+    IntegrationDisabled,
+    IntegrationError,
+    IntegrationNotFound,
+)
 from integrations.models import CallSource
 from integrations.redaction import redact_text
 from integrations.services import get_session
@@ -44,6 +50,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--header", action="append", default=[], metavar="K:V", help="repeatable"
         )
+        parser.add_argument("--account", metavar="KEY", help="call for this account")
 
     def handle(self, *args: Any, slug: str, method: str, path: str, **options: Any) -> None:
         method = method.upper()
@@ -56,10 +63,10 @@ class Command(BaseCommand):
         if options["data"] is not None:
             kwargs["json"] = parse_data(options["data"])
         try:
-            session = get_session(slug, source=CallSource.COMMAND)
-        except IntegrationNotFound as exc:
+            session = get_session(slug, options["account"], source=CallSource.COMMAND)
+        except (IntegrationNotFound, AccountNotFound) as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except IntegrationDisabled as exc:
+        except (IntegrationDisabled, AccountDisabled) as exc:
             raise CommandError(str(exc), returncode=1) from None
         except IntegrationError as exc:
             raise CommandError(redact_text(str(exc)), returncode=1) from None

@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
 from integrations.calllog import describe_error
-from integrations.models import CallSource, Integration
+from integrations.models import Account, CallSource, Integration
 from integrations.tasks import enqueue_tests
-from integrations.testcalls import DEFAULT_PARALLEL, TestResult, run_tests
+from integrations.testcalls import DEFAULT_PARALLEL, Target, TestResult, run_tests, targets
 
 SLOWEST_SHOWN = 3
 
@@ -23,7 +23,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slugs", nargs="*", metavar="SLUG")
-        parser.add_argument("--all", action="store_true", help="every enabled integration")
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="every enabled integration (one with accounts: each enabled account)",
+        )
+        parser.add_argument(
+            "--account", metavar="KEY", help="test one account of the (one) named integration"
+        )
         parser.add_argument(
             "--only-failed",
             action="store_true",
@@ -48,7 +55,14 @@ class Command(BaseCommand):
         parallel = options["parallel"]
         if parallel is not None and parallel < 1:
             raise CommandError("--parallel must be at least 1", returncode=2)
-        integrations = self.select(slugs, every=options["all"], only_failed=options["only_failed"])
+        selected = self.select(slugs, every=options["all"], only_failed=options["only_failed"])
+        integrations: list[Target]
+        if options["account"] is not None:
+            integrations = self.one_account(selected, slugs, options["account"])
+        else:
+            integrations = targets(selected)
+            if options["only_failed"]:
+                integrations = only_failed_accounts(integrations)
         if not integrations:
             self.stderr.write("Nothing to test.")
             if options["json"]:
@@ -97,13 +111,21 @@ class Command(BaseCommand):
             enabled = enabled.filter(pk__in=last_test_failed(enabled=True))
         return list(enabled)
 
-    def enqueue(self, integrations: list[Integration], *, as_json: bool) -> None:
+    def one_account(self, selected: list[Any], slugs: list[str], key: str) -> list[Target]:
+        if len(slugs) != 1:
+            raise CommandError("--account needs exactly one SLUG", returncode=2)
+        account = Account.objects.filter(integration__slug=slugs[0], key=key).first()
+        if account is None:
+            raise CommandError(f"integration {slugs[0]!r} has no account {key!r}", returncode=2)
+        return [(selected[0], account)] if selected else []
+
+    def enqueue(self, integrations: list[Target], *, as_json: bool) -> None:
         try:
             results = enqueue_tests(integrations)
         except Exception as exc:
             # The engine is unreachable or misconfigured (Redis down, queue unknown).
             raise CommandError(f"could not enqueue: {describe_error(exc)}", returncode=1) from None
-        pairs = [(i.slug, r) for i, r in zip(integrations, results, strict=True)]
+        pairs = [(label(i), r) for i, r in zip(integrations, results, strict=True)]
         if as_json:
             self.stdout.write(json.dumps(
                 [{"slug": slug, "task_id": r.id, "status": str(r.status)} for slug, r in pairs],
@@ -116,7 +138,7 @@ class Command(BaseCommand):
         self.stderr.write(f"Enqueued {len(results)} test call(s) on {backend}.")
 
     def report(self, result: TestResult) -> None:
-        slug = result.slug
+        slug = f"{result.slug}[{result.account}]" if result.account else result.slug
         if result.ok:
             self.stderr.write(
                 self.style.SUCCESS(f"ok    {slug}: {result.status_code} in {result.duration_ms} ms")
@@ -132,9 +154,33 @@ class Command(BaseCommand):
                        key=lambda r: r.duration_ms, reverse=True)[:SLOWEST_SHOWN]
         if timed:
             line += "; slowest: " + ", ".join(
-                f"{r.slug} {r.duration_ms} ms" for r in timed
+                f"{label(r)} {r.duration_ms} ms" for r in timed
             )
         self.stderr.write(self.style.ERROR(line) if failed else self.style.SUCCESS(line))
+
+
+def label(item: Target | TestResult) -> str:
+    """``slug``, or ``slug[account]`` for a call made for an account."""
+    if isinstance(item, TestResult):
+        slug, key = item.slug or "", item.account
+    elif isinstance(item, tuple):
+        slug, key = item[0].slug, item[1].key if item[1] is not None else None
+    else:
+        slug, key = item.slug, None
+    return f"{slug}[{key}]" if key else slug
+
+
+def only_failed_accounts(selected: list[Target]) -> list[Target]:
+    """Of the (integration, account) pairs, those whose account's last test failed
+    (one query); integrations without accounts were filtered already."""
+    ids = [t[1].pk for t in selected if isinstance(t, tuple) and t[1] is not None]
+    if not ids:
+        return selected
+    latest: QuerySet[Any] = Account.objects.filter(pk__in=ids).with_last_test()
+    failing = set(latest.filter(last_test_ok=False).values_list("pk", flat=True))
+    return [
+        t for t in selected if not isinstance(t, tuple) or (t[1] is not None and t[1].pk in failing)
+    ]
 
 
 def last_test_failed(**filters: Any) -> list[int]:

@@ -8,10 +8,17 @@ from typing import Any
 import jwt
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from integrations.accounts import build_account_provider
 from integrations.calllog import describe_error
-from integrations.exceptions import IntegrationDisabled, IntegrationError, IntegrationNotFound
+from integrations.exceptions import (
+    AccountDisabled,
+    AccountNotFound,
+    IntegrationDisabled,
+    IntegrationError,
+    IntegrationNotFound,
+)
 from integrations.http.session import create_session
-from integrations.services import load_integration
+from integrations.services import load_account, load_integration
 from integrations.tokens.base import JWTProvider, Token, TokenProvider
 from integrations.tokens.preview import shown_request
 from integrations.validation import build_provider
@@ -42,22 +49,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--reveal", action="store_true", help=REVEAL_HELP)
+        parser.add_argument("--account", metavar="KEY", help="a token for this account")
 
     def handle(self, *args: Any, slug: str, reveal: bool, **options: Any) -> None:
+        key = options["account"]
         try:
             integration = load_integration(slug)
-        except IntegrationNotFound as exc:
+            account = load_account(integration, key) if key is not None else None
+        except (IntegrationNotFound, AccountNotFound) as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except IntegrationDisabled as exc:
+        except (IntegrationDisabled, AccountDisabled) as exc:
             raise CommandError(str(exc), returncode=1) from None
         try:
-            provider = build_provider(integration)
+            provider = (
+                build_account_provider(integration, account.key, account.options)
+                if account is not None
+                else build_provider(integration)
+            )
             token = self.obtain(provider)
         except IntegrationError as exc:
             raise CommandError(str(exc), returncode=1) from None
         except Exception as exc:  # the token endpoint unreachable, timed out, refused
             raise CommandError(describe_error(exc), returncode=1) from None
         report = self.describe(provider, token)
+        report["slug"] = integration.slug
+        report["account"] = key
         if reveal:
             self.stderr.write(self.style.WARNING(
                 "WARNING: the token below is a live credential. Do not paste it into "

@@ -1,0 +1,121 @@
+"""Commands with accounts (docs/reference.md, Accounts): --account on integrations_test,
+_call and _token, --all over every enabled account, integrations_accounts listing at a
+constant query count and --sync over several pages of installations (security.md #31)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from integrations.models import Account, CallLog, Integration
+from tests.accounts.emulators import GitHubEmulator
+from tests.accounts.helpers import add_accounts, github_app
+from tests.commands.helpers import manage
+from tests.keys import CANARY, rsa_pem
+
+pytestmark = pytest.mark.django_db
+
+INSTALLATIONS = {11: "alpha", 12: "beta", 13: "gamma", 14: "delta", 15: "epsilon"}
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubEmulator]:
+    with GitHubEmulator(INSTALLATIONS, per_page=2) as emulator:
+        yield emulator  # type: ignore[misc]
+
+
+@pytest.fixture
+def app(github: GitHubEmulator) -> Integration:
+    return github_app(base_url=github.base_url)
+
+
+def test_sync_follows_every_page_is_idempotent_and_disables_the_gone(
+    github: GitHubEmulator, app: Integration
+) -> None:
+    ran = manage("integrations_accounts", "gh", "--sync", "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out) == {
+        "added": sorted(INSTALLATIONS.values()),
+        "kept": [],
+        "disabled": [],
+    }
+    assert "gh: 5 added, 0 kept, 0 disabled." in ran.err
+    assert len(github.server.calls("GET", "/api/v3/app/installations")) == 3  # 2 + 2 + 1
+    options = dict(Account.objects.values_list("key", "options"))
+    assert options["epsilon"] == {"installation_id": "15"}
+
+    again = manage("integrations_accounts", "gh", "--sync")
+    assert again.code == 0 and "gh: 0 added, 5 kept, 0 disabled." in again.err
+
+    del github.installations[12]
+    github.installations[16] = "zeta"
+    third = manage("integrations_accounts", "gh", "--sync")
+    assert "gh: 1 added, 4 kept, 1 disabled." in third.err and "disabled  beta" in third.err
+    assert (
+        not Account.objects.get(key="beta").enabled and Account.objects.filter(key="zeta").exists()
+    )
+    assert CANARY not in third.err + third.out and "PRIVATE" not in third.err + third.out
+
+
+def test_sync_refused_for_other_auth_types(make_integration) -> None:  # type: ignore[no-untyped-def]
+    make_integration()
+    ran = manage("integrations_accounts", "billing", "--sync")
+    assert ran.code == 2 and "--sync lists GitHub App installations" in ran.err
+
+
+def test_test_all_covers_each_enabled_account(
+    github: GitHubEmulator, app: Integration, make_integration
+) -> None:  # type: ignore[no-untyped-def]
+    manage("integrations_accounts", "gh", "--sync")
+    Account.objects.filter(key="delta").update(enabled=False)
+    make_integration("plain", base_url=f"{github.url}/plain/")
+    ran = manage("integrations_test", "--all", "--json")
+    results = json.loads(ran.out)
+    pairs = sorted((r["slug"], r["account"]) for r in results)
+    assert pairs == [("gh", k) for k in ("alpha", "beta", "epsilon", "gamma")] + [("plain", None)]
+    assert all(r["ok"] for r in results if r["slug"] == "gh"), ran.err
+    assert dict(github.token_requests) == {"11": 1, "12": 1, "13": 1, "15": 1}
+    assert CallLog.objects.filter(account__key="alpha", is_test=True).count() == 1
+
+
+def test_account_option_on_commands(github: GitHubEmulator, app: Integration) -> None:
+    manage("integrations_accounts", "gh", "--sync")
+    ran = manage("integrations_test", "gh", "--account", "beta", "--json")
+    assert ran.code == 0 and json.loads(ran.out)[0]["account"] == "beta"
+    assert "ok    gh[beta]" in ran.err
+    call = manage("integrations_call", "gh", "GET", "repos/gamma/app", "--account", "gamma")
+    assert call.code == 0 and "gamma/app" in call.out
+    token = manage("integrations_token", "gh", "--account", "alpha")
+    report = json.loads(token.out)
+    assert token.code == 0 and report["account"] == "alpha" and "token" not in report
+    for command in (
+        ("integrations_test", "gh", "--account", "nobody"),
+        ("integrations_call", "gh", "GET", "x", "--account", "nobody"),
+        ("integrations_token", "gh", "--account", "nobody"),
+    ):
+        ran = manage(*command)
+        assert ran.code == 2 and ran.err.strip().count("\n") == 0, (command, ran.err)
+        assert "has no account 'nobody'" in ran.err
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_listing_runs_constant_queries(app: Integration, count: int) -> None:
+    add_accounts(app, count)
+    with CaptureQueriesContext(connection) as queries:
+        ran = manage("integrations_accounts", "gh", "--json")
+    rows = json.loads(ran.out)
+    assert len(rows) == count and rows[0]["last_test"] is None
+    assert len(queries) == 2  # the integration, the accounts with their last test
+
+
+def test_listing_shows_last_test(github: GitHubEmulator, app: Integration) -> None:
+    manage("integrations_accounts", "gh", "--sync")
+    manage("integrations_test", "gh", "--account", "alpha")
+    ran = manage("integrations_accounts", "gh")
+    lines = dict(line.split("\t", 1) for line in ran.out.splitlines())
+    assert lines["alpha"].startswith("enabled\tok 200 at ") and "never tested" in lines["beta"]
+    assert rsa_pem() not in ran.out
