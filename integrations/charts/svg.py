@@ -168,6 +168,10 @@ def failures(buckets: Sequence[Bucket], period: Period, chart_id: str, name: str
                 f'<rect x="{LEFT + slot * n + 1:.1f}" y="{TOP + plot_height - height:.1f}" '
                 f'width="{max(slot - 2, 1):.1f}" height="{height:.1f}" fill="{FAIL_COLOUR}"/>'
             )
+    body.append(
+        f'<text x="{WIDTH - RIGHT}" y="11" text-anchor="end" fill="{FAIL_COLOUR}">'
+        "■ failed calls</text>"
+    )
     body.extend(_hover(buckets, period, lambda b: f"{b.failures:,} of {b.calls:,} calls failed"))
     total, failed = sum(b.calls for b in buckets), sum(b.failures for b in buckets)
     if failed:
