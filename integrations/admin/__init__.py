@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from ..models import CallLog, Integration
+from ..models import Account, CallLog, Integration
+from .accounts import AccountAdmin
 from .calllog import CallLogAdmin
 from .integration import IntegrationAdmin
 
 admin.site.register(Integration, IntegrationAdmin)
 admin.site.register(CallLog, CallLogAdmin)
+admin.site.register(Account, AccountAdmin)
 
-__all__ = ["CallLogAdmin", "IntegrationAdmin"]
+__all__ = ["AccountAdmin", "CallLogAdmin", "IntegrationAdmin"]

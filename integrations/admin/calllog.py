@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 from ..models import CallLog
+from .accounts import AccountKeyFilter
 from .filters import IntegrationFilter
 
 # Past this many rows (by the planner's estimate) an unfiltered list is not counted.
@@ -56,7 +57,7 @@ class CallLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "attempts",
         "short_error",
     ]
-    list_filter = [IntegrationFilter, "ok", "source", "is_test", "created_at"]
+    list_filter = [IntegrationFilter, AccountKeyFilter, "ok", "source", "is_test", "created_at"]
     search_fields = ["url", "error"]
     list_select_related = ["integration"]
     show_full_result_count = False

@@ -38,6 +38,7 @@ from ..forms import (
 from ..models import CallLog, Integration, IntegrationQuerySet
 from ..tokens import PROVIDERS
 from . import panels
+from .accounts import accounts_panel
 from .filters import AuthTypeFilter, LastTestFilter
 from .views import TestCallViews
 
@@ -145,7 +146,8 @@ class IntegrationAdmin(TestCallViews):
         requests_ = ("Requests", {"fields": REQUEST_FIELDS})
         calls = (
             [("Latest calls", {"fields": ["recent_calls"]}),
-             ("Latency and failures", {"fields": ["charts_panel"]})]
+             ("Latency and failures", {"fields": ["charts_panel"]}),
+             ("Accounts", {"fields": ["accounts_panel"]})]
             if obj else []
         )
         if obj is not None and not self.has_change_permission(request, obj):
@@ -162,7 +164,7 @@ class IntegrationAdmin(TestCallViews):
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         return [
             "auth_options", "secrets_set", "secret_fingerprints", "public_key", "recent_calls",
-            "charts_panel",
+            "charts_panel", "accounts_panel",
         ]
 
     def add_view(
@@ -274,6 +276,10 @@ class IntegrationAdmin(TestCallViews):
     @admin.display(description="latest calls")
     def recent_calls(self, obj: Integration) -> SafeString:
         return panels.recent_calls(obj)
+
+    @admin.display(description="accounts")
+    def accounts_panel(self, obj: Integration) -> SafeString:
+        return accounts_panel(obj)  # count and first page: two queries at any size
 
     @admin.display(description="charts")
     def charts_panel(self, obj: Integration) -> SafeString:
