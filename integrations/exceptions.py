@@ -97,7 +97,17 @@ class CircuitOpen(IntegrationError, RequestException):
 class SigningError(IntegrationError):
     """A signer (local key, PKCS#11 token, KMS) could not sign or read its public key:
     unreachable, refused, misconfigured. The message says which and never carries a PIN,
-    credential or key material (security.md #32)."""
+    credential or key material (security.md #32). ``field`` names the signer setting at
+    fault when one is (``pin``, ``key_label``, ``key_id``), else ""."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class SignerUnreachable(SigningError):
+    """The signing device could not be reached (network, timeout, token removed): the
+    configuration may be right, so a save is not refused for it; a call still fails."""
 
 
 class DiscoveryError(IntegrationError):

@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ..exceptions import InvalidConfiguration, SigningError
+from ..exceptions import InvalidConfiguration, SignerUnreachable, SigningError
 from .base import (
     EC_ALGORITHMS,
     RSA_PKCS1_ALGORITHMS,
@@ -54,6 +54,9 @@ _REFUSALS = {
     "ExpiredTokenException": "the session credentials have expired",
 }
 
+
+# Of those, the ones that say the configured key_id is wrong (not a passing state).
+_KEY_FAULTS = {"NotFoundException", "InvalidKeyUsageException"}
 
 _signers: weakref.WeakSet[AwsKmsSigner] = weakref.WeakSet()
 
@@ -146,7 +149,8 @@ class AwsKmsSigner(Signer):
                     )
                 except self._errors.NoRegionError:
                     raise SigningError(
-                        "AWS KMS needs a region: set the signer's region or AWS_DEFAULT_REGION"
+                        "AWS KMS needs a region: set the signer's region or AWS_DEFAULT_REGION",
+                        field="region",
                     ) from None
                 except (self._errors.BotoCoreError, ValueError) as exc:
                     raise SigningError(
@@ -164,7 +168,8 @@ class AwsKmsSigner(Signer):
             code = str(exc.response.get("Error", {}).get("Code", "")) or "unknown error"
             reason = _REFUSALS.get(code, code)
             raise SigningError(
-                f"{self._where()} refused {operation} for key {self.key_id!r}: {reason}"
+                f"{self._where()} refused {operation} for key {self.key_id!r}: {reason}",
+                field="key_id" if code in _KEY_FAULTS else "",
             ) from None
         except (errors.NoCredentialsError, errors.PartialCredentialsError):
             raise SigningError(
@@ -176,7 +181,9 @@ class AwsKmsSigner(Signer):
             errors.ReadTimeoutError,
             errors.ConnectionClosedError,
         ) as exc:
-            raise SigningError(f"{self._where()} is unreachable ({type(exc).__name__})") from None
+            raise SignerUnreachable(
+                f"{self._where()} is unreachable ({type(exc).__name__})"
+            ) from None
         except errors.BotoCoreError as exc:
             raise SigningError(
                 f"{self._where()}: {operation} failed ({type(exc).__name__})"
@@ -188,12 +195,15 @@ class AwsKmsSigner(Signer):
         wanted = SIGNING_ALGORITHMS[self.algorithm]
         spec = response.get("KeySpec") or response.get("CustomerMasterKeySpec", "?")
         if response.get("KeyUsage", "SIGN_VERIFY") != "SIGN_VERIFY":
-            raise SigningError(f"KMS key {self.key_id!r} is not a SIGN_VERIFY key")
+            raise SigningError(
+                f"KMS key {self.key_id!r} is not a SIGN_VERIFY key", field="key_id"
+            )
         offered = response.get("SigningAlgorithms") or []
         if wanted not in offered:
             raise SigningError(
                 f"{self.algorithm} needs {wanted}; KMS key {self.key_id!r} ({spec}) offers "
-                f"{', '.join(offered) or 'no signing algorithm'}"
+                f"{', '.join(offered) or 'no signing algorithm'}",
+                field="key_id",
             )
         try:
             public = serialization.load_der_public_key(bytes(response["PublicKey"]))

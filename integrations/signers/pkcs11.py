@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.views.decorators.debug import sensitive_variables
 
-from ..exceptions import InvalidConfiguration, SigningError
+from ..exceptions import InvalidConfiguration, SignerUnreachable, SigningError
 from .base import (
     EC_ALGORITHMS,
     EDDSA_ALGORITHMS,
@@ -177,17 +177,22 @@ class Pkcs11Signer(Signer):
     def _open(self) -> None:
         p11 = self._p11
         if not os.path.isfile(self.module):
-            raise SigningError(f"PKCS#11 module {self.module} does not exist")
+            raise SigningError(f"PKCS#11 module {self.module} does not exist", field="module")
         try:
             lib = _load_module(p11, self.module)
             token = lib.get_token(token_label=self.token_label)
         except p11.NoSuchToken:
-            raise SigningError(f"{self._where()} is not present in {self.module}") from None
+            raise SigningError(
+                f"{self._where()} is not present in {self.module}", field="token_label"
+            ) from None
         except p11.MultipleTokensReturned:
-            raise SigningError(f"more than one {self._where()} in {self.module}") from None
+            raise SigningError(
+                f"more than one {self._where()} in {self.module}", field="token_label"
+            ) from None
         except p11.PKCS11Error as exc:
             raise SigningError(
-                f"PKCS#11 module {self.module} cannot be used ({type(exc).__name__})"
+                f"PKCS#11 module {self.module} cannot be used ({type(exc).__name__})",
+                field="module",
             ) from None
         session = self._login(token)
         try:
@@ -196,11 +201,13 @@ class Pkcs11Signer(Signer):
             )
         except p11.NoSuchKey:
             raise SigningError(
-                f"{self._where()} has no private key labelled {self.key_label!r}"
+                f"{self._where()} has no private key labelled {self.key_label!r}",
+                field="key_label",
             ) from None
         except p11.MultipleObjectsReturned:
             raise SigningError(
-                f"{self._where()} has several private keys labelled {self.key_label!r}"
+                f"{self._where()} has several private keys labelled {self.key_label!r}",
+                field="key_label",
             ) from None
         except p11.PKCS11Error as exc:
             raise SigningError(
@@ -222,15 +229,20 @@ class Pkcs11Signer(Signer):
                 known = _logins.get(login)
             if known is None or not hmac.compare_digest(known, digest):
                 self._refused = SigningError(
-                    f"{self._where()} is logged in with a different PIN; wrong PIN"
+                    f"{self._where()} is logged in with a different PIN; wrong PIN",
+                    field="pin",
                 )
                 raise self._refused from None
             return token.open()
         except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange):
-            self._refused = SigningError(f"{self._where()} refused the PIN (wrong PIN)")
+            self._refused = SigningError(
+                f"{self._where()} refused the PIN (wrong PIN)", field="pin"
+            )
             raise self._refused from None
         except (p11.PinLocked, p11.PinExpired) as exc:
-            self._refused = SigningError(f"{self._where()}: the PIN is {type(exc).__name__[3:]}")
+            self._refused = SigningError(
+                f"{self._where()}: the PIN is {type(exc).__name__[3:]}", field="pin"
+            )
             raise self._refused from None
         except p11.PKCS11Error as exc:
             raise SigningError(f"{self._where()}: login failed ({type(exc).__name__})") from None
@@ -250,7 +262,8 @@ class Pkcs11Signer(Signer):
         if key_type != wanted:
             found = getattr(key_type, "name", str(key_type))
             raise SigningError(
-                f"{algorithm} needs {name}; {self.key_label!r} on {self._where()} is {found}"
+                f"{algorithm} needs {name}; {self.key_label!r} on {self._where()} is {found}",
+                field="key_label",
             )
 
     # -- public key ---------------------------------------------------------------------
@@ -320,7 +333,7 @@ class Pkcs11Signer(Signer):
                 except stale as exc:
                     self._forget()
                     if attempt == 2:
-                        raise SigningError(
+                        raise SignerUnreachable(
                             f"{self._where()} is unavailable ({type(exc).__name__})"
                         ) from None
                 except p11.MechanismInvalid:
