@@ -84,9 +84,15 @@ class GitHubEmulator(Emulator):
     installation's repositories."""
 
     def __init__(
-        self, installations: dict[int, str], *, per_page: int = 2, delay: float = 0.0
+        self,
+        installations: dict[int, str],
+        *,
+        per_page: int = 2,
+        delay: float = 0.0,
+        token_delay: float | None = None,
     ) -> None:
         super().__init__(delay=delay)
+        self.token_delay = delay if token_delay is None else token_delay
         self.installations = dict(installations)
         self.per_page = per_page
         self.public_key = public_pem(rsa_pem())
@@ -115,8 +121,8 @@ class GitHubEmulator(Emulator):
         installation = int(request.path.split("/")[-2])
         if installation not in self.installations:
             return Reply(404, {"message": "Not Found"})
-        if self.delay:
-            time.sleep(self.delay)
+        if self.token_delay:
+            time.sleep(self.token_delay)
         token = self.issue(str(installation))
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
         return Reply(201, {"token": token, "expires_at": expires})
