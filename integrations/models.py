@@ -87,7 +87,10 @@ class Integration(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [("run_test_call", "Can run test calls")]
+        permissions = [
+            ("run_test_call", "Can run test calls"),
+            ("manage_signing_keys", "Can add, promote and drop signing keys"),
+        ]
 
     objects = IntegrationQuerySet.as_manager()
 
@@ -288,3 +291,76 @@ class Account(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.full_clean()
         super().save(*args, **kwargs)
+
+
+class KeyState(models.TextChoices):
+    ACTIVE = "active", _("Active: signs")
+    NEXT = "next", _("Next: published, not yet signing")
+    RETIRED = "retired", _("Retired: published until dropped")
+
+
+class SigningKey(models.Model):
+    """A signing key of an integration besides its configured one, for rollover
+    (docs/key-custody.md). The configured key is the active key, as it always was; the
+    next key (at most one) and retired keys are rows. A next key holds its private PEM,
+    or for a device its ``signer`` settings and PIN, in ``encrypted_secrets`` (bound to
+    this row like an integration's secrets); a retired key keeps only its public JWK.
+    ``public_jwk`` holds allowlisted members only (security.md #33)."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No index of its own: the (integration, kid) constraint starts with it.
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="signing_keys", db_index=False
+    )
+    kid = models.CharField(max_length=200)
+    state = models.CharField(max_length=10, choices=KeyState.choices)
+    algorithm = models.CharField(max_length=10)
+    signer = models.JSONField(default=dict, blank=True, help_text=_("Device settings, no PIN."))
+    public_jwk = models.JSONField(default=dict)
+    encrypted_secrets = models.TextField(blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["integration", "state", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "kid"], name="signingkey_unique_kid"),
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=models.Q(state="next"),
+                name="signingkey_one_next",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.state})"
+
+    def __repr__(self) -> str:
+        return f"<SigningKey {self.kid!r} {self.state} of integration {self.integration_id}>"
+
+    def _aad(self) -> bytes:
+        return associated_data(self._meta.label_lower, str(self.uid), "encrypted_secrets")
+
+    def get_secrets(self) -> dict[str, str]:
+        """``{"key": pem}`` or ``{"pin": ...}``; SecretDecryptionError, never a guess."""
+        if not self.encrypted_secrets:
+            return {}
+        try:
+            plaintext = keyring().decrypt(self.encrypted_secrets, self._aad())
+        except SecretDecryptionError as exc:
+            raise SecretDecryptionError(f"signing key {self.kid!r}: {exc}") from None
+        values: dict[str, str] = json.loads(plaintext)
+        return values
+
+    def set_secrets(self, values: dict[str, str]) -> None:
+        clean = {name: value for name, value in values.items() if value}
+        self.encrypted_secrets = (
+            keyring().encrypt(json.dumps(clean, sort_keys=True), self._aad()) if clean else ""
+        )
+
+    def rotate_secrets(self) -> bool:
+        """Re-encrypt under the primary storage key; True when anything changed."""
+        if not self.encrypted_secrets or not keyring().needs_rotation(self.encrypted_secrets):
+            return False
+        self.set_secrets(self.get_secrets())
+        return True
