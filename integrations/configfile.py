@@ -8,6 +8,7 @@ secret that is ``null`` or absent keeps the stored value.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import stat
@@ -21,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from .account_import import plan_accounts, save_accounts
+from .destinations import credential_destination_errors
 from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
 from .settings import app_settings
@@ -214,6 +216,7 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
     created = integration is None
     if integration is None:
         integration = Integration(slug=slug, name=slug)
+    stored = None if created else copy.copy(integration)  # where its secrets go today
     for name, kind in PLAIN_FIELDS.items():
         if name in raw:
             value = raw[name]
@@ -232,10 +235,20 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
     auth = raw.get("auth")
     if auth is None and created:
         raise InvalidConfiguration("is required", entry=slug, field="auth")
+    entered: list[str] = []
     if auth is not None:
         if not isinstance(auth, dict):
             raise InvalidConfiguration("must be a JSON object", entry=slug, field="auth")
-        apply_auth(integration, auth, slug, base_dir)
+        entered = apply_auth(integration, auth, slug, base_dir)
+    # security.md #30: a kept secret sent to a new server must be given again; checked
+    # before anything is fetched from the new addresses (an issuer's metadata).
+    new = {name: getattr(integration, name) for name in ("base_url", "auth_type", "auth_config")}
+    try:
+        moved = credential_destination_errors(stored, new, entered)
+    except ValueError:  # an unparsable URL, which validation refuses naming its field
+        moved = {}
+    for name, message in moved.items():
+        raise InvalidConfiguration(message, entry=slug, field=name)
 
     try:
         # Model field rules the JSON types above do not cover: slug format, lengths.
@@ -251,7 +264,11 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
 
 
 @sensitive_variables("auth", "changes")
-def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_dir: Path) -> None:
+def apply_auth(
+    integration: Integration, auth: dict[str, Any], slug: str, base_dir: Path
+) -> list[str]:
+    """Set the entry's auth type, options and secrets; returns the secret names the
+    entry gave (every one after a type change, which keeps no stored secret)."""
     auth_type = auth.get("type", integration.auth_type if integration.pk else None)
     if not isinstance(auth_type, str):
         raise InvalidConfiguration("is required", entry=slug, field="auth.type")
@@ -269,6 +286,7 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
         raise InvalidConfiguration(
             f"unknown option(s) {', '.join(unknown)} for {auth_type}", entry=slug, field="auth"
         )
+    entered = [name for name, value in changes.items() if value]
     try:
         if auth_type != integration.auth_type and integration.pk:
             # Another auth type's secrets mean nothing here: start from none, but only
@@ -276,6 +294,7 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
             # import instead of silently discarding what it could not read.
             integration.get_secrets()
             integration.set_secrets({})
+            entered = list(cls.secret_fields)
         integration.update_secrets(changes)
     except SecretDecryptionError as exc:
         raise InvalidConfiguration(
@@ -285,6 +304,7 @@ def apply_auth(integration: Integration, auth: dict[str, Any], slug: str, base_d
         ) from None
     integration.auth_type = auth_type
     integration.auth_config = options
+    return entered
 
 
 @sensitive_variables("data", "entries", "raw")
