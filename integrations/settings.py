@@ -28,15 +28,22 @@ DEFAULTS: dict[str, Any] = {
     # changes made by other processes (changes made in-process apply at once).
     "SESSION_RECHECK": 1.0,
     # "sync": each call writes its CallLog row before returning. "background": rows are
-    # queued and written in batches by one thread (cheaper per call; rows appear a few
-    # milliseconds later and queued rows are lost if the process is killed).
+    # queued and written in batches by one thread (cheaper per call; rows appear within
+    # a fraction of a second and queued rows are lost if the process is killed).
     "LOG_WRITER": "sync",
+    # On PostgreSQL a row written in the call commits without waiting for its WAL flush
+    # (a database crash can lose the last fraction of a second of rows; our process
+    # dying loses none). True: wait for the flush, at a disk sync per logged call.
+    "LOG_SYNCHRONOUS_COMMIT": False,
     "POOL_MAXSIZE": 32,
     # Circuit breaker (integrations.http.breaker): after this many failed calls in a row
     # an integration's calls fail fast for CIRCUIT_RESET seconds. 0 turns it off.
     "CIRCUIT_FAILURES": 0,
     "CIRCUIT_RESET": 30.0,
     "LOG_RETENTION_DAYS": 30,
+    # The Django cache the admin charts keep settled buckets in (integrations.charts);
+    # "" keeps none (every chart aggregates its whole window).
+    "CHART_CACHE": "default",
     # A second directory `{"file": ...}` secrets of a configuration file may be read from
     # (besides the file's own directory); "" allows only that one (security.md #38).
     "SECRETS_DIR": "",
