@@ -13,6 +13,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from .exceptions import InvalidConfiguration, SecretDecryptionError
 from .tokens.base import TokenProvider
+from .tokens.custody import device_problem, owner_of
 from .tokens.headers import HEADER_NAME
 from .tokens.registry import auth_errors, build_provider, provider_class, with_defaults
 from .tokens.signing import ALGORITHMS
@@ -116,8 +117,16 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
     except SecretDecryptionError as exc:
         fail("auth", str(exc))
         return errors
-    auth, _ = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
+    auth, cleaned = auth_errors(integration.auth_type, {**integration.auth_config, **secrets})
     errors.update(auth)
+    if not auth:
+        # A configured HSM or KMS is asked for its public key: a wrong PIN, an unknown
+        # label or a key of the wrong type is refused now, not at the first call.
+        preset_key = getattr(cls, "signing_key", None)
+        algorithm = str(cleaned.get("algorithm") or getattr(preset_key, "algorithm", ""))
+        device = device_problem(owner_of(integration), algorithm, cleaned)
+        if device:
+            fail(f"auth.{device[0]}", device[1])
     return errors
 
 

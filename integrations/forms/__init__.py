@@ -24,6 +24,7 @@ from ..destinations import credential_destination_errors
 from ..exceptions import InvalidConfiguration, SecretDecryptionError
 from ..models import Integration
 from ..tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
+from ..tokens.custody import SIGNER_FIELD, kept_secrets, moot_secrets
 from ..tokens.signing import key_fingerprint
 from ..validation import auth_errors
 from .fields import BoundedJSONField, SecretTextarea, bounded
@@ -158,6 +159,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         secrets = self.merged_secrets(cls, data)
         if secrets is None:
             return data
+        # A signer replaces the stored key; no signer, no PIN (tokens/custody.py).
+        secrets = kept_secrets(key_field(cls), plain, secrets, self.entered_secrets)
         try:
             errors, cleaned = auth_errors(cls.type, {**plain, **secrets})
         except Exception as exc:  # noqa: BLE001  (any crash of an Options form's clean)
@@ -210,6 +213,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         }
         kind = data.get("generate_key")
         target = key_field(cls)
+        custody = {SIGNER_FIELD: data.get(PREFIX + SIGNER_FIELD)}
         if kind and target:
             if target in submitted:
                 self.add_error("generate_key", "Either paste a key or generate one, not both.")
@@ -231,7 +235,7 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             try:
                 stored = self.instance.get_secrets()
             except SecretDecryptionError:
-                if set(cls.secret_fields) - set(submitted):
+                if set(cls.secret_fields) - set(submitted) - moot_secrets(target, custody):
                     self.add_error(
                         None,
                         "The stored secrets cannot be decrypted with the configured "

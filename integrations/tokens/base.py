@@ -30,7 +30,9 @@ from django.views.decorators.debug import sensitive_variables
 from ..exceptions import InvalidConfiguration
 from ..settings import app_settings
 from ..urlpaths import check_url
-from .signing import ALGORITHMS, Signer, load_signing_key, standard_claims
+from .custody import PIN_FIELD, SIGNER_FIELD, key_signer, owner_of, signer_problems
+from .jws import JWTSigner
+from .signing import ALGORITHMS, load_signing_key, standard_claims
 
 if TYPE_CHECKING:
     import requests
@@ -74,6 +76,10 @@ class FlowOptions(TypedDict, total=False):
     algorithm: str
     key: str
     key_id: str
+    # key custody (tokens/custody.py): a device instead of ``key``, its PIN, kid in header
+    signer: dict[str, Any]
+    signer_pin: str
+    send_kid: bool
     claims: dict[str, Any]
     lifetime: int
     clock_skew: int
@@ -138,11 +144,49 @@ class URLField(forms.CharField):
         return value
 
 
+def signer_field() -> forms.JSONField:
+    """The ``signer`` option: a device that holds the key instead of ``key``."""
+    return forms.JSONField(
+        required=False,
+        help_text='Instead of a stored key: {"type": "pkcs11", "module": "/usr/lib/softhsm/'
+        'libsofthsm2.so", "token_label": "...", "key_label": "..."} or {"type": "aws_kms", '
+        '"key_id": "arn:...", "region": "eu-west-1"}. The private key never leaves it.',
+    )
+
+
+class Flag(forms.BooleanField):
+    """A checkbox option that is absent (None) unless ticked: an unticked one is not
+    stored, so saving a form leaves the options as they were."""
+
+    def clean(self, value: Any) -> bool | None:
+        return True if super().clean(value) else None
+
+
+def send_kid_field() -> forms.BooleanField:
+    return Flag(
+        required=False,
+        help_text="Send the key's id (key_id, else its RFC 7638 thumbprint) as the JOSE kid: "
+        "needed once the server holds several keys (rollover).",
+    )
+
+
 @sensitive_variables()
 def check_key(
     form: forms.Form, data: dict[str, Any], algorithm: str | None, key_field: str
 ) -> None:
-    """Add a form error on ``key_field`` unless its key suits ``algorithm`` (SECURITY 2-3)."""
+    """Add a form error on ``key_field`` unless its key suits ``algorithm`` (SECURITY 2-3);
+    with a ``signer`` configured, check that instead: it replaces the key."""
+    config = data.get(SIGNER_FIELD)
+    if config not in (None, "", {}):
+        for name, message in signer_problems(config, algorithm, data.get(PIN_FIELD) or ""):
+            form.add_error(name, message)
+        if data.get(key_field):
+            form.add_error(
+                key_field, "a signer holds the key: leave this empty, or remove the signer"
+            )
+        return
+    if data.get(PIN_FIELD):
+        form.add_error(PIN_FIELD, "a PIN is for a signer: configure one or leave this empty")
     material = data.get(key_field)
     if not material:
         form.add_error(key_field, "This secret is required.")
@@ -159,7 +203,10 @@ class JWTOptions(forms.Form):
 
     algorithm = forms.ChoiceField(choices=[(a, a) for a in ALGORITHMS], initial="RS256")
     key = secret_field("Signing key", "PEM private key, or the shared secret for HS256/384/512.")
+    signer = signer_field()
+    signer_pin = secret_field("Signer PIN", "The PKCS#11 token's user PIN (pkcs11 signers).")
     key_id = forms.CharField(required=False, help_text="Sent as the JOSE kid header.")
+    send_kid = send_kid_field()
     claims = forms.JSONField(
         required=False,
         initial=dict,
@@ -260,6 +307,7 @@ class JWTProvider(TokenProvider):
     """A provider that signs JWTs: builds one ``Signer`` and the standard claims."""
 
     Options: ClassVar[OptionsForm] = JWTOptions
+    secret_fields: ClassVar[tuple[str, ...]] = ("key", PIN_FIELD)
     generated_key_field: ClassVar[str | None] = "key"
     always_jti: ClassVar[bool] = False
     # How the JWT travels, for previews: "sent as ...".
@@ -271,9 +319,23 @@ class JWTProvider(TokenProvider):
         self.signer = self.build_signer()
         self._last_minted = b""
 
-    def build_signer(self) -> Signer:
-        return Signer(
-            self.options["algorithm"], self.options["key"], key_id=self.options.get("key_id") or ""
+    @sensitive_variables()
+    def build_signer(self) -> JWTSigner:
+        """The key's signer, from the process's cache (tokens/custody.py): the stored
+        key, or the configured device."""
+        options = self.options
+        algorithm = options["algorithm"]
+        key_id = options.get("key_id") or ""
+        custody = key_signer(
+            owner_of(self.integration),
+            algorithm,
+            material=options.get("key") or "",
+            config=options.get("signer") or None,
+            pin=options.get("signer_pin") or "",
+            kid=key_id,
+        )
+        return JWTSigner(
+            algorithm, key_id=key_id, send_kid=bool(options.get("send_kid")), custody=custody
         )
 
     def claims(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:

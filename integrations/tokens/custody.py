@@ -27,7 +27,12 @@ from typing import Any
 
 from django.views.decorators.debug import sensitive_variables
 
-from ..exceptions import InvalidConfiguration, SignerUnreachable, SigningError
+from ..exceptions import (
+    InvalidConfiguration,
+    SecretDecryptionError,
+    SignerUnreachable,
+    SigningError,
+)
 from ..signers import aws_kms, pkcs11
 from ..signers.base import HMAC_ALGORITHMS
 from ..signers.base import Signer as KeySigner
@@ -259,3 +264,61 @@ def exported_signer(config: Any) -> Any:
     if isinstance(config, dict) and takes_pin(config):
         return {**config, "pin": None}
     return config
+
+
+# -- the configuration file and forms: where the PIN goes, what a custody change drops --
+
+
+@sensitive_variables("auth", "signer")
+def move_signer_pin(auth: dict[str, Any], entry: str) -> dict[str, Any]:
+    """A configuration-file ``auth`` with ``signer.pin`` moved to the ``signer_pin``
+    secret (resolved and stored encrypted like any secret; never in ``auth_config``)."""
+    if PIN_FIELD in auth:
+        raise InvalidConfiguration(
+            "give the PIN inside the signer, as signer.pin", entry=entry, field=f"auth.{PIN_FIELD}"
+        )
+    signer = auth.get(SIGNER_FIELD)
+    if not isinstance(signer, dict) or "pin" not in signer:
+        return auth
+    plain = {name: value for name, value in signer.items() if name != "pin"}
+    return {**auth, SIGNER_FIELD: plain, PIN_FIELD: signer["pin"]}
+
+
+def exported_auth(auth: dict[str, Any]) -> dict[str, Any]:
+    """An exported ``auth``: the PIN as ``signer.pin: null`` (kept), not a secret of its own."""
+    shown = {name: value for name, value in auth.items() if name != PIN_FIELD}
+    if shown.get(SIGNER_FIELD):
+        shown[SIGNER_FIELD] = exported_signer(shown[SIGNER_FIELD])
+    return shown
+
+
+def moot_secrets(key_field: str | None, options: dict[str, Any]) -> set[str]:
+    """The secret options this configuration does not use: the key when a signer holds
+    it, else the signer's PIN."""
+    if key_field is None:
+        return set()
+    return {key_field} if options.get(SIGNER_FIELD) else {PIN_FIELD}
+
+
+@sensitive_variables("secrets")
+def kept_secrets(
+    key_field: str | None, options: dict[str, Any], secrets: dict[str, str], entered: Any
+) -> dict[str, str]:
+    """``secrets`` without what a change of custody made moot: the stored key once a
+    signer holds it, the PIN once there is no signer. One given in this very change
+    (``entered``) stays, for the Options form to report the clash."""
+    moot = moot_secrets(key_field, options) - set(entered)
+    return {name: value for name, value in secrets.items() if name not in moot}
+
+
+@sensitive_variables("secrets")
+def drop_moot_secrets(integration: Any, key_field: str | None, entered: Any) -> None:
+    """``kept_secrets`` applied to an integration's stored secrets (unreadable ones are
+    left alone: validation reports them)."""
+    try:
+        secrets = integration.get_secrets()
+    except SecretDecryptionError:
+        return
+    kept = kept_secrets(key_field, integration.auth_config or {}, secrets, entered)
+    if kept != secrets:
+        integration.set_secrets(kept)

@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
-from .base import FlowOptions, JWTProvider, check_key, secret_field
+from .base import FlowOptions, JWTProvider, check_key, secret_field, send_kid_field, signer_field
+from .custody import PIN_FIELD, SIGNER_FIELD
 from .signing import HMAC_ALGORITHMS
 
 
@@ -109,6 +110,15 @@ class Preset(JWTProvider):
         if key is not None:
             added = {key.field: secret_field(key.label, key.help_text), **added}
             cls.secret_fields = (key.field,)
+        if key is not None and key.can_be_generated:
+            # A key pair may live in an HSM or KMS instead (tokens/custody.py).
+            added = {
+                **added,
+                SIGNER_FIELD: signer_field(),
+                PIN_FIELD: secret_field("Signer PIN", "The PKCS#11 token's user PIN."),
+                "send_kid": send_kid_field(),
+            }
+            cls.secret_fields = (key.field, PIN_FIELD)
         cls.generated_key_field = key.field if key and key.can_be_generated else None
         cls.key_algorithm = key.algorithm if key else None
         declared: Any = cls.Options  # django-stubs cannot type a form class in a ClassVar
@@ -140,7 +150,10 @@ class Preset(JWTProvider):
         assert self.signing_key is not None  # presets without one override this
         return {
             "algorithm": self.signing_key.algorithm,
-            "key": options[self.signing_key.field],
+            "key": options.get(self.signing_key.field) or "",
+            "signer": options.get(SIGNER_FIELD) or {},
+            "signer_pin": options.get(PIN_FIELD) or "",
+            "send_kid": bool(options.get("send_kid")),
             "lifetime": options["lifetime"],
             "clock_skew": self.clock_skew,
         }

@@ -70,24 +70,32 @@ def shown_request(provider: TokenProvider) -> requests.PreparedRequest | None:
 
 
 def public_key_info(integration: IntegrationLike) -> dict[str, Any] | None:
-    """``{"algorithm", "kid", "pem", "jwk", "thumbprint"}`` of the signing key's public
-    half, for registering it with the remote; None for a shared secret."""
+    """``{"algorithm", "kid", "pem", "jwk", "thumbprint", "custody"}`` of the signing
+    key's public half, for registering it with the remote; None for a shared secret. The
+    JWK's ``kid`` is the key's id (``key_id``, else the thumbprint), as the JWKS has it."""
     provider = build_provider(integration)
     if not isinstance(provider, JWTProvider):
         return None
     signer = provider.signer
-    jwk = signer.public_jwk
+    jwk = signer.public_jwk  # a device is asked once per process (security.md #32)
     if jwk is None:
         return None
-    kid = signer.headers.get("kid", "")
-    thumbprint = jwk_thumbprint(jwk)
-    published = {**jwk, "use": "sig", "alg": signer.algorithm}
-    if kid:
-        published["kid"] = kid
     return {
         "algorithm": signer.algorithm,
-        "kid": kid,
+        "kid": signer.kid,
         "pem": signer.public_pem,
-        "jwk": published,
-        "thumbprint": thumbprint,
+        "jwk": jwk,
+        "thumbprint": jwk_thumbprint(jwk),
+        "custody": custody_label(signer.custody),
     }
+
+
+def custody_label(signer: Any) -> str:
+    """Where the key lives, for operators: "stored key", "PKCS#11 token 'x'", "AWS KMS"."""
+    token_label = getattr(signer, "token_label", None)
+    if token_label is not None:
+        return f"PKCS#11 token {token_label!r}, key {getattr(signer, 'key_label', '')!r}"
+    key_id = getattr(signer, "key_id", None)
+    if key_id is not None:
+        return f"AWS KMS key {key_id}"
+    return "stored key (encrypted)"

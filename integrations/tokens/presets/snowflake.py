@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
+from ...signers.base import PublicKey
 from ..base import FlowOptions, Token
 from ..bearer import BearerProvider
 from ..preset import Lifetime, Preset, PresetKey, PresetOptions
@@ -41,7 +42,12 @@ def public_key_fingerprint(private_pem: str) -> str:
     in DESC USER's RSA_PUBLIC_KEY_FP."""
     key = load_signing_key("RS256", private_pem)
     assert not isinstance(key, bytes)
-    der = key.public_key().public_bytes(
+    return der_fingerprint(key.public_key())
+
+
+def der_fingerprint(public: PublicKey) -> str:
+    """Snowflake's fingerprint of a public key (held locally or read from a device)."""
+    der = public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
@@ -57,12 +63,14 @@ class SnowflakeProvider(Preset, BearerProvider):
         account = forms.CharField(help_text="Account identifier, e.g. myorg-myaccount or xy12345.")
         user = forms.CharField(help_text="The user whose RSA_PUBLIC_KEY holds the public key.")
 
-    @sensitive_variables()
-    def map_options(self, options: dict[str, Any]) -> FlowOptions:
-        mapped = super().map_options(options)
-        # iss names the key: ACCOUNT.USER.SHA256:<fingerprint of its public half>.
-        mapped["claims"]["iss"] += "." + public_key_fingerprint(options["private_key"])
-        return mapped
+    def claims(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
+        claims = super().claims(request)
+        # iss names the key: ACCOUNT.USER.SHA256:<fingerprint of its public half>, read
+        # from the signer, so a key in an HSM or KMS works too (and a promoted one).
+        if not getattr(self, "_fingerprint", ""):
+            self._fingerprint = der_fingerprint(self.signer.custody.public_key())
+        claims["iss"] = f"{claims['iss']}.{self._fingerprint}"
+        return claims
 
     def flow_options(self, options: dict[str, Any]) -> FlowOptions:
         account, user = qualified_names(options["account"], options["user"])
