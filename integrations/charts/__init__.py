@@ -1,6 +1,7 @@
 """Latency and failure charts from the call log, for the admin (docs/reference.md
-"Operations"): numbers aggregated in the database (``aggregates.series``), drawn server-side as
-inline SVG (``svg``), at constant query count.
+"Operations"): numbers aggregated in the database (``aggregates.series``), settled
+buckets kept in the cache (``cache``), drawn server-side as inline SVG (``svg``), at
+constant query count.
 
 - ``panel(integration)``: the change page's charts (p50/p95 latency and failures per
   hour over 24 h and per day over 30 days) as safe HTML; two queries.
@@ -19,9 +20,11 @@ from django.utils.safestring import SafeString
 
 from ..models import Integration, LogCalls
 from . import svg
-from .aggregates import DAYS, HOURS, Bucket, Period, series
+from .aggregates import series
+from .cache import forget
+from .periods import DAYS, HOURS, Bucket, Period
 
-__all__ = ["DAYS", "HOURS", "Bucket", "Period", "panel", "series", "sparklines"]
+__all__ = ["DAYS", "HOURS", "Bucket", "Period", "forget", "panel", "series", "sparklines"]
 
 TEMPLATE = "admin/integrations/charts_panel.html"
 
@@ -49,7 +52,7 @@ def panel(integration: Integration, *, now: datetime | None = None) -> SafeStrin
 
 def sparklines(ids: Iterable[int], *, now: datetime | None = None) -> dict[int, SafeString]:
     """A 24 h sparkline per integration id (ids without calls get an empty one)."""
-    found = series(list(dict.fromkeys(ids)), HOURS, now=now)
+    found = series(ids, HOURS, now=now)
     return {pk: svg.sparkline(buckets) for pk, buckets in found.items()}
 
 

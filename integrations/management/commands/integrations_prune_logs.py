@@ -4,7 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from integrations import charts
 from integrations.calllog import prune_call_logs
+from integrations.models import Integration
 from integrations.settings import app_settings
 
 HELP = (
@@ -36,6 +38,9 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1", returncode=2)
         deleted = prune_call_logs(older_than_days=days, batch_size=batch_size)
+        if deleted and days < charts.DAYS.count:
+            # Rows went from days the admin charts still show: drop their cached buckets.
+            charts.forget(Integration.objects.values_list("pk", flat=True))
         self.stderr.write(
             self.style.SUCCESS(f"Deleted {deleted} call log row(s) older than {days} day(s).")
         )
