@@ -8,7 +8,7 @@ from django.db import transaction
 
 from .crypto import keyring
 from .exceptions import SecretDecryptionError
-from .models import Integration
+from .models import Integration, SigningKey
 
 
 @dataclass
@@ -31,36 +31,43 @@ def rotate_all(*, batch_size: int = 100) -> RotationReport:
         raise ValueError("batch_size must be at least 1")
     keyring().primary_id  # noqa: B018  (fails now, with the setting's name, if no key)
     report = RotationReport()
+    for model in (Integration, SigningKey):  # signing keys: next keys' PEM or PIN
+        _rotate_table(model, report, batch_size)
+    return report
+
+
+def _rotate_table(
+    model: type[Integration] | type[SigningKey], report: RotationReport, batch_size: int
+) -> None:
     last_pk = 0
     while True:
         # Keyset pagination: each batch is read, locked and written in its own short
         # transaction, so a large table never holds one long lock.
         with transaction.atomic():
             batch = list(
-                Integration.objects.select_for_update()
+                model.objects.select_for_update()
                 .exclude(encrypted_secrets="")
                 .filter(pk__gt=last_pk)
                 .order_by("pk")[:batch_size]
             )
             if not batch:
-                return report
-            for integration in batch:
-                _rotate_one(integration, report)
+                return
+            for row in batch:
+                _rotate_one(row, report)
         last_pk = batch[-1].pk
 
 
-def _rotate_one(integration: Integration, report: RotationReport) -> None:
+def _rotate_one(row: Integration | SigningKey, report: RotationReport) -> None:
+    name = row.slug if isinstance(row, Integration) else f"signing key {row.kid}"
     try:
-        changed = integration.rotate_secrets()
+        changed = row.rotate_secrets()
     except SecretDecryptionError as exc:
-        report.failed.append((integration.slug, str(exc)))
+        report.failed.append((name, str(exc)))
         return
     if not changed:
         report.current += 1
         return
     # update() skips auto_now and signals: a rotation is not an edit. Token caches keyed
     # by the old ciphertext simply miss once.
-    Integration.objects.filter(pk=integration.pk).update(
-        encrypted_secrets=integration.encrypted_secrets
-    )
+    type(row).objects.filter(pk=row.pk).update(encrypted_secrets=row.encrypted_secrets)
     report.rotated += 1

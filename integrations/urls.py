@@ -2,10 +2,12 @@
 
 from django.urls import path
 
-from . import views
+from . import jwks, views
 
 app_name = "integrations"
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    # Public keys for providers that fetch a client's jwks_uri (docs/key-custody.md).
+    path("<slug:slug>/jwks.json", jwks.jwks, name="jwks"),
 ]

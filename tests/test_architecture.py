@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "integrations.telemetry": 6,
     "integrations.calllog": 7,
     "integrations.rotation": 7,
+    "integrations.signingkeys": 7,  # an integration's keys: rollover and JWKS contents
     "integrations.testcalls": 8,
     "integrations.health": 8,
     "integrations.services": 9,
@@ -54,6 +55,7 @@ LAYERS: dict[str, int] = {
     "integrations.admin": 11,
     "integrations.views": 11,
     "integrations.urls": 11,
+    "integrations.jwks": 11,  # the JWKS view
     "integrations.management": 11,
     "integrations.migrations": 11,
     "integrations.apps": 11,
