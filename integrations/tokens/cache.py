@@ -20,25 +20,53 @@ never served to another account and an edit of one account drops only its tokens
 
 The local dict is bounded (``INTEGRATIONS_TOKEN_CACHE_SIZE``): the least recently used
 token is evicted first, and it is still in the shared cache for the next caller.
+
+A shared cache that fails (Redis stopped or unreachable) never fails a call: any error
+of the cache backend makes the refresh go on under the process lock alone (one refresh
+per process, security.md #22-#23), and the shared cache is skipped for
+SHARED_RETRY_AFTER seconds, so an outage costs each process one error, logged once,
+not one per call. Give the cache short socket timeouts (``socket_connect_timeout`` and
+``socket_timeout`` in its OPTIONS, e.g. ``redis://host:6379/1?socket_timeout=0.5&
+socket_connect_timeout=0.5``): redis-py waits forever by default on an unanswering
+server, which would hold calls past their deadline.
+
+A token endpoint that is down (unreachable, 429 or 5xx) is backed off per key: after a
+failure, callers get a copy of that error at once, without a request of their own,
+until a wait doubling from INTEGRATIONS_RETRY_BACKOFF (with jitter, capped at
+INTEGRATIONS_RETRY_AFTER_CAP) has passed; then one caller tries again. With the
+single-flight lock this keeps an outage to one token request in flight per key, spaced
+out, however many threads call (docs/service.md, "When a token endpoint fails").
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
+import random
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from django.core.cache import cache
 
 from ..crypto import keyring
-from ..exceptions import IntegrationError, TokenError
+from ..exceptions import (
+    IntegrationError,
+    TokenEndpointError,
+    TokenEndpointUnreachable,
+    TokenError,
+)
 from ..settings import app_settings
 from .base import Token
 
 POLL_INTERVAL = 0.05
+# After a shared-cache error, tokens are kept in this process only for this long.
+SHARED_RETRY_AFTER = 2.0
+logger = logging.getLogger("integrations.tokens")
 # Freshness is judged by this clock; tests move it to make tokens expire.
 clock: Callable[[], float] = time.time
 
@@ -48,6 +76,11 @@ class TokenCache:
         self._local: OrderedDict[str, Token] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # After a shared-cache error: skip it until this time.monotonic(); one warning.
+        self._shared_retry_at = 0.0
+        self._shared_failing = False
+        # Per key: (the endpoint's last error, failures in a row, next try, monotonic).
+        self._failures: dict[str, tuple[Exception, int, float]] = {}
 
     def get(self, key: str, obtain: Callable[[], Token]) -> Token:
         """A fresh token for ``key``, calling ``obtain`` only when none is cached."""
@@ -63,11 +96,31 @@ class TokenCache:
             # Re-check: the thread that held the lock may have refreshed it already.
             token = self._local.get(key)
             if token is None or not token.fresh(margin, clock()):
-                token = self._shared(key, obtain, margin)
+                token = self._shared_backed_off(key, obtain, margin)
                 self._local[key] = token
                 self._forget_older_versions(key)
                 self._evict()
             return token
+
+    def _shared_backed_off(self, key: str, obtain: Callable[[], Token], margin: float) -> Token:
+        """``_shared``, unless the token endpoint failed for this key less than its
+        backoff ago: then a copy of that failure, without asking again."""
+        failed = self._failures.get(key)
+        if failed is not None and time.monotonic() < failed[2]:
+            raise copy.copy(failed[0]) from None
+        try:
+            token = self._shared(key, obtain, margin)
+        except (TokenEndpointError, TokenEndpointUnreachable) as exc:
+            if isinstance(exc, TokenEndpointError) and not endpoint_unwell(exc.status_code):
+                raise  # a refusal of this request: the next one may differ
+            count = failed[1] + 1 if failed is not None else 1
+            wait = min(app_settings.RETRY_BACKOFF * 2 ** (count - 1), app_settings.RETRY_AFTER_CAP)
+            self._failures[key] = (exc, count, time.monotonic() + random.uniform(0.5, 1) * wait)
+            while len(self._failures) > max(1, int(app_settings.TOKEN_CACHE_SIZE)):
+                self._failures.pop(next(iter(self._failures)))
+            raise
+        self._failures.pop(key, None)
+        return token
 
     def _evict(self) -> None:
         """Keep at most TOKEN_CACHE_SIZE tokens, dropping the least recently used (and
@@ -104,34 +157,50 @@ class TokenCache:
                 self._local.pop(key, None)
                 shared = self._read_shared(key)
                 if token is None or shared is None or shared.value == token.value:
-                    cache.delete(key)
+                    try:
+                        self._backend("delete", key)
+                    except SharedCacheDown:
+                        pass  # expires with its TTL; this process will not serve it
 
     def clear(self) -> None:
-        """Forget this process's tokens (the shared cache is left alone)."""
+        """Forget this process's tokens and backoffs (the shared cache is left alone)."""
         self._local.clear()
+        self._failures.clear()
 
     def _lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
+    def _backend(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """``cache.<operation>(...)``; SharedCacheDown if the backend fails or failed
+        less than SHARED_RETRY_AFTER seconds ago (the caller goes on locally)."""
+        if time.monotonic() < self._shared_retry_at:
+            raise SharedCacheDown
+        try:
+            result = getattr(cache, operation)(*args, **kwargs)
+        except Exception as exc:  # each backend has its own errors (redis, pymemcache...)
+            self._shared_retry_at = time.monotonic() + SHARED_RETRY_AFTER
+            if not self._shared_failing:
+                self._shared_failing = True
+                logger.warning(
+                    "shared token cache unavailable (%s): tokens kept per process, retried "
+                    "every %s s",
+                    type(exc).__name__,
+                    SHARED_RETRY_AFTER,
+                )
+            raise SharedCacheDown from None
+        if self._shared_failing:
+            self._shared_failing = False
+            logger.warning("shared token cache reachable again: tokens are shared")
+        return result
+
     def _shared(self, key: str, obtain: Callable[[], Token], margin: float) -> Token:
-        token = self._read_shared(key)
-        if token is not None and token.fresh(margin, clock()):
-            return token
-        lock_key = f"{key}:lock"
-        owner = uuid.uuid4().hex
-        lock_ttl = app_settings.TOKEN_LOCK_TIMEOUT
-        # Longer than the lock's TTL: a dead holder's lock expires before we give up.
-        deadline = time.monotonic() + 2 * lock_ttl + 1
-        while not cache.add(lock_key, owner, timeout=lock_ttl):
-            # Another process is refreshing: wait for its token, or for its lock to
-            # expire if it died, then take the lock ourselves.
-            time.sleep(POLL_INTERVAL)
-            token = self._read_shared(key)
-            if token is not None and token.fresh(margin, clock()):
-                return token
-            if time.monotonic() > deadline:
-                raise TokenError("timed out waiting for another process to refresh a token")
+        try:
+            found = self._take_shared_lock(key, margin)
+        except SharedCacheDown:
+            return obtain()  # single-flight in this process only: our lock is held
+        if isinstance(found, Token):
+            return found
         try:
             token = self._read_shared(key)
             if token is not None and token.fresh(margin, clock()):
@@ -142,11 +211,39 @@ class TokenCache:
         finally:
             # Not atomic: a lock that expired mid-refresh and was taken by another
             # process could be deleted here, costing at worst one extra refresh.
-            if cache.get(lock_key) == owner:
-                cache.delete(lock_key)
+            try:
+                if self._backend("get", f"{key}:lock") == found:
+                    self._backend("delete", f"{key}:lock")
+            except SharedCacheDown:
+                pass  # its TTL removes it
+
+    def _take_shared_lock(self, key: str, margin: float) -> Token | str:
+        """A fresh token another process shared, or the owner id of the lock taken."""
+        token = self._read_shared(key)
+        if token is not None and token.fresh(margin, clock()):
+            return token
+        lock_key = f"{key}:lock"
+        owner = uuid.uuid4().hex
+        lock_ttl = app_settings.TOKEN_LOCK_TIMEOUT
+        # Longer than the lock's TTL: a dead holder's lock expires before we give up.
+        deadline = time.monotonic() + 2 * lock_ttl + 1
+        while not self._backend("add", lock_key, owner, timeout=lock_ttl):
+            # Another process is refreshing: wait for its token, or for its lock to
+            # expire if it died, then take the lock ourselves.
+            time.sleep(POLL_INTERVAL)
+            token = self._read_shared(key)
+            if token is not None and token.fresh(margin, clock()):
+                return token
+            if time.monotonic() > deadline:
+                raise TokenError("timed out waiting for another process to refresh a token")
+        return owner
 
     def _read_shared(self, key: str) -> Token | None:
-        sealed = cache.get(key)
+        """The token another process shared; None on a miss or a failing cache."""
+        try:
+            sealed = self._backend("get", key)
+        except SharedCacheDown:
+            return None
         if not isinstance(sealed, str):
             return None
         try:
@@ -174,7 +271,20 @@ class TokenCache:
             "kid": token.kid,
             "jti": token.jti,
         }
-        cache.set(key, keyring().encrypt(json.dumps(data), key.encode()), timeout=ttl)
+        sealed = keyring().encrypt(json.dumps(data), key.encode())
+        try:
+            self._backend("set", key, sealed, timeout=ttl)
+        except SharedCacheDown:
+            pass  # kept in this process; shared again by the next refresh that can
+
+
+def endpoint_unwell(status: int | None) -> bool:
+    """A token endpoint answer that says the server is unwell, not the request wrong."""
+    return status is not None and (status == 429 or status >= 500)
+
+
+class SharedCacheDown(Exception):
+    """The shared cache failed just now or lately: go on with this process's cache."""
 
 
 token_cache = TokenCache()
