@@ -48,7 +48,7 @@ def key_for(algorithm: str) -> str:
         return HMAC_SECRET
     if algorithm[:2] in {"RS", "PS"}:
         return rsa_pem()
-    if algorithm == "EdDSA":
+    if algorithm in ("EdDSA", "Ed25519"):
         return ed25519_pem()
     return ec_pem({"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}[algorithm])
 

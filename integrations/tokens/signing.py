@@ -22,15 +22,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.views.decorators.debug import sensitive_variables
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.api_jws import PyJWS
 
 from ..exceptions import InvalidConfiguration
 
 HMAC_ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
 RSA_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 EC_ALGORITHMS = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
-EDDSA_ALGORITHMS = {"EdDSA"}
+# "Ed25519" is RFC 9864's fully specified name for EdDSA over Ed25519: a server
+# registered with it refuses a JWT labelled "EdDSA", so it goes on the wire as configured.
+EDDSA_ALGORITHMS = {"EdDSA", "Ed25519"}
 ALGORITHMS = (
-    tuple(HMAC_ALGORITHMS) + tuple(sorted(RSA_ALGORITHMS)) + tuple(EC_ALGORITHMS) + ("EdDSA",)
+    tuple(HMAC_ALGORITHMS)
+    + tuple(sorted(RSA_ALGORITHMS))
+    + tuple(EC_ALGORITHMS)
+    + ("EdDSA", "Ed25519")
 )
 MIN_RSA_BITS = 2048
 # Header fields a configuration may never set: they redirect key lookup or change how
@@ -44,6 +50,12 @@ SigningKey = (
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
 )
+
+
+# PyJWT knows Ed25519 keys only under "EdDSA": a JWS instance of our own (the global one
+# is left alone) signs them under RFC 9864's name as well.
+_FULLY_SPECIFIED = PyJWS()
+_FULLY_SPECIFIED.register_algorithm("Ed25519", OKPAlgorithm())
 
 
 def _digest(material: str) -> str:
@@ -181,6 +193,11 @@ def _private_key(algorithm: str, material: str) -> SigningKey:
                 f"{algorithm} needs an EC key on {curve}; this one is on {key.curve.name}",
                 field="key",
             )
+    elif algorithm == "Ed25519":
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise InvalidConfiguration(
+                f"Ed25519 needs an Ed25519 private key; this is {_describe(key)}", field="key"
+            )
     elif algorithm in EDDSA_ALGORITHMS:
         if not isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
             raise InvalidConfiguration(
@@ -301,6 +318,11 @@ class Signer:
     def sign(self, claims: dict[str, Any]) -> str:
         # PyJWT lets an "alg" in headers override ``algorithm`` (SECURITY 1):
         # check_headers refused it, so the configured algorithm always wins.
+        if self.algorithm == "Ed25519":
+            payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+            return _FULLY_SPECIFIED.encode(
+                payload, self._key, algorithm="Ed25519", headers=self.headers
+            )
         token = jwt.encode(claims, self._key, algorithm=self.algorithm, headers=self.headers)
         return token
 
