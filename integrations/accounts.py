@@ -106,6 +106,11 @@ class AccountScope:
     def ca_bundle(self) -> str:
         return self.integration.ca_bundle
 
+    @property
+    def server_metadata(self) -> Any:
+        """The integration's discovered metadata (tokens/endpoint.py reads it)."""
+        return getattr(self.integration, "server_metadata", None)
+
     def get_secrets(self) -> dict[str, str]:
         return self.integration.get_secrets()
 

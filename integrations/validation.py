@@ -16,6 +16,7 @@ from .tokens.base import TokenProvider
 from .tokens.custody import device_problem, owner_of
 from .tokens.headers import HEADER_NAME
 from .tokens.registry import auth_errors, build_provider, provider_class, with_defaults
+from .tokens.sender_checks import sender_errors
 from .tokens.signing import ALGORITHMS
 from .urlpaths import check_url
 
@@ -127,6 +128,11 @@ def validate_integration(integration: Integration) -> dict[str, list[str]]:
         device = device_problem(owner_of(integration), algorithm, cleaned)
         if device:
             fail(f"auth.{device[0]}", device[1])
+        # Client certificate, DPoP key, options against the cached issuer metadata
+        # (security.md #35-36); reading the metadata is discovery_cache's, before.
+        metadata = getattr(integration, "server_metadata", None)
+        for field, message in sender_errors(cls, cleaned, secrets, metadata):
+            fail(field, message)
     return errors
 
 

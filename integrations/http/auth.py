@@ -1,5 +1,10 @@
 """Token auth as a requests ``AuthBase``: puts the cached token on each request and,
-on a 401, replaces it once (security.md #13, #24)."""
+on a 401, replaces it once (security.md #13, #24).
+
+With DPoP (RFC 9449) the provider puts ``Authorization: DPoP`` and a fresh proof on each
+request; every answer's ``DPoP-Nonce`` is kept for its origin, and a 401 with
+``WWW-Authenticate: DPoP error="use_dpop_nonce"`` is answered by one retry with the same
+token and a proof carrying the nonce, never a loop (security.md #34)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from requests.auth import AuthBase
 from .. import telemetry
 from ..tokens.base import Token, TokenProvider
 from ..tokens.cache import token_cache
+from ..tokens.sender import DPoPBinding
 
 TOKEN_ATTR = "_integrations_token"
 RETRIED_ATTR = "_integrations_retried"
@@ -22,6 +28,9 @@ class TokenAuth(AuthBase):
         # The session that token endpoints are called through (never the API session,
         # whose auth would recurse).
         self.http = http
+        # DPoP (RFC 9449): the provider's proof key and the servers' nonces, or None.
+        binding = getattr(provider, "dpop", None)
+        self.dpop = binding if isinstance(binding, DPoPBinding) else None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.token_for(request)
@@ -45,9 +54,14 @@ class TokenAuth(AuthBase):
 
     def retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         request = response.request
+        # Every answer may bring the origin's next DPoP nonce; a 401 asking for one is
+        # answered with the same token and a proof carrying it (security.md #34).
+        wants_nonce = self.dpop is not None and self.dpop.observe(response)
         if response.status_code != 401 or getattr(request, RETRIED_ATTR, False):
             return response
         refused: Token | None = getattr(request, TOKEN_ATTR, None)
+        if wants_nonce and refused is not None:
+            return self.resend(response, refused, **kwargs)
         if self.provider.cacheable:
             token_cache.invalidate(self.provider.cache_key, refused)
         # The adapter has read the body within the size cap (or, when the caller
@@ -60,10 +74,27 @@ class TokenAuth(AuthBase):
             # Another thread refreshed to the same token already refused: mint anew.
             token_cache.invalidate(self.provider.cache_key, token)
             token = self.token_for(retry)
+        return self.resend(response, token, retry, **kwargs)
+
+    def resend(
+        self,
+        response: requests.Response,
+        token: Token,
+        retry: requests.PreparedRequest | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send the request once more with ``token`` (a fresh DPoP proof when DPoP is
+        on); the retry is marked, so it is never retried again: one retry, not a loop."""
+        response.close()
+        if retry is None:
+            retry = response.request.copy()
+            setattr(retry, RETRIED_ATTR, True)
         self.provider.authorize(retry, token)
         setattr(retry, TOKEN_ATTR, token)
         connection = response.connection
         new_response: requests.Response = connection.send(retry, **kwargs)
+        if self.dpop is not None:
+            self.dpop.observe(new_response)  # hooks do not run for this send
         new_response.history.append(response)
         new_response.request = retry
         # setattr: Response declares no such attribute (mypy).

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from http.cookiejar import Cookie, DefaultCookiePolicy
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import Request
@@ -41,6 +42,7 @@ from .adapter import GuardedAdapter
 from .auth import TokenAuth
 from .bounds import Bounds
 from .breaker import CircuitBreaker, is_failure
+from .mtls import integration_ssl_context, mount_client_certificate
 from .outcome import Outcome
 
 if TYPE_CHECKING:
@@ -212,7 +214,15 @@ class IntegrationSession(GuardedSession):
         self.headers.update(integration.headers or {})
         self.follow_redirects = integration.follow_redirects
         self.provider = provider
-        self.auth = TokenAuth(provider, create_session(ca_bundle=integration.ca_bundle))
+        # The client certificate (RFC 8705) goes to the API and the token endpoint alike,
+        # so certificate-bound tokens work where they are used (security.md #35).
+        mtls = integration_ssl_context(integration)
+        self.client_certificate = mtls[0] if mtls else None
+        context = mtls[1] if mtls else None
+        if context is not None:
+            mount_client_certificate(self, context)
+        token_http = create_session(ca_bundle=integration.ca_bundle, ssl_context=context)
+        self.auth = TokenAuth(provider, token_http)
         self.credential_headers = tuple(
             dict.fromkeys(ALWAYS_CREDENTIALS + provider.credential_headers)
         )
@@ -364,9 +374,15 @@ class IntegrationSession(GuardedSession):
         return outcome.response
 
 
-def create_session(*, ca_bundle: str = "", pool_maxsize: int | None = None) -> GuardedSession:
-    """A plain session with the app's defaults, for token endpoints and the like."""
-    return GuardedSession(ca_bundle=ca_bundle, pool_maxsize=pool_maxsize or 4)
+def create_session(
+    *, ca_bundle: str = "", pool_maxsize: int | None = None, ssl_context: SSLContext | None = None
+) -> GuardedSession:
+    """A plain session with the app's defaults, for token endpoints and the like;
+    ``ssl_context`` (``mtls.client_ssl_context``) presents a client certificate."""
+    session = GuardedSession(ca_bundle=ca_bundle, pool_maxsize=pool_maxsize or 4)
+    if ssl_context is not None:
+        mount_client_certificate(session, ssl_context)
+    return session
 
 
 OnCall = Callable[["Integration", str, Outcome], None]

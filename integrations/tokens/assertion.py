@@ -1,9 +1,10 @@
 """``client_assertion``: RFC 7523 §2.2 client authentication, OpenID Connect's
-``private_key_jwt``, in a ``client_credentials`` grant (SPEC: auth types).
+``private_key_jwt``, in a ``client_credentials`` grant (docs/reference.md, Auth types).
 
 The JWT authenticates the client: iss = sub = client_id, aud = the token URL (or
-``audience`` where the server wants another, e.g. Auth0's ``https://tenant/``), and a
-fresh uuid4 ``jti`` every time, since servers refuse a replayed one.
+``audience`` where the server wants another: FAPI 2.0 servers want the issuer, Auth0
+``https://tenant/``), and a fresh uuid4 ``jti`` every time, since servers refuse a
+replayed one. ``issuer`` (discovery), ``dpop`` and ``params`` as in ``tokens/sender.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from .base import JWTOptions, OptionsForm, URLField
 from .endpoint import TokenEndpointProvider
+from .sender import (
+    SenderOptionsMixin,
+    dpop_algorithm_field,
+    dpop_field,
+    issuer_field,
+    params_field,
+)
 from .signing import standard_claims
 
 if TYPE_CHECKING:
@@ -23,30 +31,30 @@ if TYPE_CHECKING:
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-class ClientAssertionOptions(JWTOptions):
+class ClientAssertionOptions(SenderOptionsMixin, JWTOptions):
+    fixed_params = ("grant_type", "client_assertion", "client_assertion_type")
+
     client_id = forms.CharField(help_text="Becomes iss and sub of the assertion.")
-    token_url = URLField(help_text="The authorization server's token endpoint.")
+    token_url = URLField(
+        required=False,
+        help_text="The authorization server's token endpoint; discovered from the issuer "
+        "when empty.",
+    )
+    issuer = issuer_field()
     scope = forms.CharField(required=False, help_text="Space-separated.")
     audience = forms.CharField(
-        required=False, help_text="The assertion's aud when not the token URL."
-    )
-    params = forms.JSONField(
         required=False,
-        initial=dict,
-        help_text='Extra form fields for the token request, e.g. {"audience": "https://api/"}.',
+        help_text="The assertion's aud when not the token URL (FAPI 2.0: the issuer).",
     )
+    params = params_field()
+    dpop = dpop_field()
+    dpop_algorithm = dpop_algorithm_field()
     claims = None  # type: ignore[assignment]  # iss, sub, aud and jti are fixed by RFC 7523
 
-    def clean_params(self) -> dict[str, str]:
-        params = self.cleaned_data.get("params") or {}
-        if not isinstance(params, dict) or not all(
-            isinstance(value, str) for value in params.values()
-        ):
-            raise forms.ValidationError("params must be a JSON object of strings")
-        fixed = sorted(set(params) & {"grant_type", "client_assertion", "client_assertion_type"})
-        if fixed:
-            raise forms.ValidationError(f"{', '.join(fixed)} are set by the app, not here")
-        return params
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self.require_endpoint(data)
+        return data
 
 
 class ClientAssertionProvider(TokenEndpointProvider):
@@ -57,7 +65,7 @@ class ClientAssertionProvider(TokenEndpointProvider):
     always_jti = True
     delivery = (
         "POSTed to token_url as client_assertion in a client_credentials grant "
-        "(RFC 7523 §2.2); the access_token is sent as Bearer"
+        "(RFC 7523 §2.2); the access_token is sent as Bearer, or as DPoP with a proof"
     )
 
     def claims(self, request: requests.PreparedRequest | None = None) -> dict[str, Any]:
@@ -71,13 +79,13 @@ class ClientAssertionProvider(TokenEndpointProvider):
         )
 
     @sensitive_variables()
-    def form(self, assertion: str) -> dict[str, str]:
-        form = {
+    def form(self, credential: str) -> dict[str, Any]:
+        form: dict[str, Any] = {
             **(self.options.get("params") or {}),
             "grant_type": "client_credentials",
             "client_id": self.options["client_id"],
             "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
+            "client_assertion": credential,
         }
         if self.options.get("scope"):
             form["scope"] = self.options["scope"]

@@ -86,13 +86,20 @@ class FlowOptions(TypedDict, total=False):
     # jwt_bearer
     header_name: str
     scheme: str
-    # jwt_grant, client_assertion
+    # jwt_grant, client_assertion, client_certificate
     token_url: str
     scope: str
-    # client_assertion
+    params: dict[str, str | list[str]]
     client_id: str
+    # sender-constrained tokens and discovery (tokens/sender.py)
+    issuer: str
+    dpop: bool
+    dpop_algorithm: str
+    # client_assertion
     audience: str
-    params: dict[str, str]
+    # jwt_grant's optional client authentication
+    client_secret: str
+    client_assertion: bool
     # jwt_exchange
     exchange_url: str
     exchange_method: str

@@ -15,6 +15,7 @@ from ..exceptions import InvalidConfiguration
 from .assertion import ClientAssertionProvider
 from .base import IntegrationLike, TokenProvider
 from .bearer import BearerProvider
+from .certificate import ClientCertificateProvider
 from .exchange import ExchangeProvider
 from .grant import GrantProvider
 from .presets.app_store_connect import AppStoreConnectProvider
@@ -30,6 +31,7 @@ FLOWS: tuple[type[TokenProvider], ...] = (
     BearerProvider,
     GrantProvider,
     ClientAssertionProvider,
+    ClientCertificateProvider,
     ExchangeProvider,
 )
 PRESETS: tuple[type[TokenProvider], ...] = (

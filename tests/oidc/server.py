@@ -6,6 +6,7 @@ The test keys and certificates are made here and registered with the provider:
 - ``assertion``  private_key_jwt (ES256 key given inline as jwks); DPoP optional
 - ``rollover``   private_key_jwt, registered by jwks_uri (served from ``jwks_dir``)
 - ``dpop``       private_key_jwt, DPoP-bound tokens, the token endpoint wants a nonce
+- ``ed25519``    private_key_jwt with an Ed25519 key, registered for alg ``Ed25519`` only
 - ``tls``        tls_client_auth (subject DN), certificate-bound tokens
 - ``selfsigned`` self_signed_tls_client_auth (jwks with x5c), certificate-bound tokens
 """
@@ -28,7 +29,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from jwcrypto import jwk
 
@@ -46,20 +47,22 @@ def public_jwk(pem: str, **extra: Any) -> dict[str, Any]:
     return {**jwk.JWK.from_pem(pem.encode()).export_public(as_dict=True), **extra}
 
 
-def self_signed(common_name: str) -> tuple[str, x509.Certificate]:
-    """An EC P-256 key and a self-signed certificate for it; returns (PEM text of
-    certificate + key, certificate)."""
+def self_signed(common_name: str, days: int = 90) -> tuple[str, x509.Certificate]:
+    """An EC P-256 key and a self-signed certificate for it, valid ``days`` from now (a
+    negative number: expired that long ago); returns (PEM text of certificate + key,
+    certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
+    not_after = now + datetime.timedelta(days=days)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=90))
+        .not_valid_before(min(now, not_after) - datetime.timedelta(days=1))
+        .not_valid_after(not_after)
         .sign(key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM).decode() + key_pem(key)
@@ -114,6 +117,7 @@ def build(workdir: Path) -> tuple[dict[str, Any], OIDCProvider]:
 
     for client_id in ("assertion", "rollover", "dpop"):
         provider.assertion_keys[client_id] = key_pem(ec.generate_private_key(ec.SECP256R1()))
+    provider.assertion_keys["ed25519"] = key_pem(ed25519.Ed25519PrivateKey.generate())
     rollover_jwks = {"keys": [public_jwk(provider.assertion_keys["rollover"], kid="k1")]}
     (jwks_dir / "rollover.json").write_text(json.dumps(rollover_jwks))
 
@@ -154,6 +158,13 @@ def build(workdir: Path) -> tuple[dict[str, Any], OIDCProvider]:
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [public_jwk(provider.assertion_keys["dpop"])]},
             "dpop_bound_access_tokens": True,
+        },
+        {
+            **base,
+            "client_id": "ed25519",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "Ed25519",
+            "jwks": {"keys": [public_jwk(provider.assertion_keys["ed25519"])]},
         },
         {
             **base,

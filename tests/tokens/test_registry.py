@@ -60,6 +60,7 @@ GENERATED_KEY_FIELDS = {
     "google_service_account": None,  # the key is inside the key file
     "google_self_signed_jwt": None,
     "box": None,  # the key is inside Box's config
+    "client_certificate": None,  # the TLS client certificate is its only credential
 }
 
 

@@ -13,7 +13,7 @@ a ``scope`` claim), exp at most an hour after iat.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.views.decorators.debug import sensitive_variables
@@ -80,7 +80,7 @@ class KeyFilePreset(Preset):
     key ID, under Google's hour from iat."""
 
     signing_key = None
-    secret_fields = ("service_account",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("service_account",)
     lifetime = Lifetime(initial=3570, cap=3600, from_iat=True)
     Options = KeyFileOptions
 
