@@ -1,4 +1,5 @@
-"""integrations.health: health from test calls, transitions, the alert digest
+"""integrations.health and integrations.alerts: health from test calls (per integration
+and per account), transitions as every test call path reports them, the alert digest
 (docs/reference.md, Operations; security.md #39)."""
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ import pytest
 from django.core import mail
 from django.test import override_settings
 
-from integrations import health
-from integrations.health import FAILING, OK, UNKNOWN, classify, health_of, observe
-from integrations.models import CallLog
+from integrations.alerts import post_alert
+from integrations.health import FAILING, OK, UNKNOWN, classify, health_of, health_report, observe
+from integrations.models import Account, CallLog
 from integrations.signals import health_changed
-from integrations.testcalls import run_test, run_tests
+from integrations.tasks import enqueue_tests
+from integrations.testcalls import TestResult, run_test, run_tests
+from tests.commands.helpers import manage
 from tests.keys import CANARY
 from tests.loopback import Reply
 
@@ -76,7 +79,28 @@ def posted(server):
     return [json.loads(r.body) for r in server.calls("POST", "/hook")]
 
 
-def test_exactly_one_post_per_transition(remote, alerts, make_integration):
+@pytest.fixture
+def changes():
+    """Every health_changed the test causes, as the signal's receivers get them: the
+    test call paths (run_test, run_tests) report their own transitions."""
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    health_changed.connect(receiver)
+    yield received
+    health_changed.disconnect(receiver)
+
+
+def moves(received):
+    """(old, new) of each change received, and forget them."""
+    found = [(event["old"], event["new"]) for event in received]
+    received.clear()
+    return found
+
+
+def test_exactly_one_post_per_transition(remote, alerts, make_integration, changes):
     """unknown -> ok, one failure (no alert), a second (ok -> failing), more failures
     (no alert), a success (failing -> ok): three transitions, three POSTs."""
     integration = make_integration(
@@ -86,8 +110,8 @@ def test_exactly_one_post_per_transition(remote, alerts, make_integration):
     seen = []
     for status in (200, 500, 500, 500, 200, 200):
         remote.status = status
-        changes = observe([run_test(integration, source="command")])
-        seen.append([(c.old, c.new) for c in changes])
+        run_test(integration, source="command")
+        seen.append(moves(changes))
     assert seen == [[(UNKNOWN, OK)], [], [(OK, FAILING)], [], [(FAILING, OK)], []]
     bodies = posted(alerts)
     assert [[(c["old"], c["new"]) for c in b["changes"]] for b in bodies] == [
@@ -104,8 +128,8 @@ def test_alert_carries_only_the_summary(remote, alerts, make_integration):
         base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
     )
     remote.status = 500
-    observe([run_test(integration, source="command")])
-    observe([run_test(integration, source="command")])
+    run_test(integration, source="command")
+    run_test(integration, source="command")
     (body,) = posted(alerts)
     (change,) = body["changes"]
     assert set(change) == {
@@ -132,14 +156,14 @@ def test_error_class_is_the_exception_name_only(remote, alerts, make_integration
         base_url="http://127.0.0.1:9/api/", test_request=TEST_REQUEST
     )
     with override_settings(INTEGRATIONS_HEALTH_FAILURES=1, INTEGRATIONS_RETRY_TOTAL=0):
-        (change,) = observe([run_test(integration, source="command")])
-    alert = change.as_alert()
+        run_test(integration, source="command")
+    ((alert,),) = [body["changes"] for body in posted(alerts)]
     assert alert["status_code"] is None
     assert alert["error_class"] in {"ConnectionError", "NewConnectionError"}
     assert "127.0.0.1" not in json.dumps(posted(alerts))
 
 
-def test_many_transitions_in_one_run_are_one_digest(remote, alerts, make_integration):
+def test_many_transitions_in_one_run_are_one_digest(remote, alerts, make_integration, changes):
     """Many integrations failing at once: one POST and one mail for the run."""
     integrations = [
         make_integration(slug, base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST)
@@ -147,8 +171,8 @@ def test_many_transitions_in_one_run_are_one_digest(remote, alerts, make_integra
     ]
     remote.status = 500
     with override_settings(INTEGRATIONS_HEALTH_FAILURES=1):
-        changes = observe(run_tests(integrations, source="command", parallel=3))
-    assert sorted(c.integration.slug for c in changes) == ["billing", "crm", "shipping"]
+        run_tests(integrations, source="command", parallel=3)
+    assert sorted(c["integration"].slug for c in changes) == ["billing", "crm", "shipping"]
     (body,) = posted(alerts)
     assert [c["slug"] for c in body["changes"]] == ["billing", "crm", "shipping"]
     assert body["failing"] == 3
@@ -157,24 +181,14 @@ def test_many_transitions_in_one_run_are_one_digest(remote, alerts, make_integra
     assert all(slug in message.body for slug in ("billing", "crm", "shipping"))
 
 
-def test_signal_carries_the_transition(remote, make_integration):
+def test_signal_carries_the_transition(remote, make_integration, changes):
     """health_changed(sender, integration, account, old, new, call_log), with no alert
     configured: the signal alone."""
     integration = make_integration(
         base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
     )
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append(kwargs)
-
-    health_changed.connect(receiver)
-    try:
-        result = run_test(integration, source="command")
-        observe([result])
-    finally:
-        health_changed.disconnect(receiver)
-    (event,) = received
+    result = run_test(integration, source="command")
+    (event,) = changes
     assert event["integration"] == integration and event["account"] is None
     assert (event["old"], event["new"]) == (UNKNOWN, OK)
     assert event["call_log"].pk == result.log_id
@@ -194,8 +208,6 @@ def test_an_older_result_changes_nothing(remote, make_integration):
 
 def test_unlogged_result_changes_nothing(db):
     """Health is read from the call log: a result without a row changes nothing."""
-    from integrations.testcalls import TestResult
-
     assert observe([TestResult.missing(1)]) == []
 
 
@@ -205,7 +217,7 @@ def test_webhook_retries_then_delivers(server, settings, make_integration):
     server.route("POST", "/hook", lambda r: next(answers))
     settings.INTEGRATIONS_RETRY_BACKOFF = 0
     settings.INTEGRATIONS_ALERT_WEBHOOK = f"{server.url}/hook"
-    outcome = health.post_alert.call({"changes": []})
+    outcome = post_alert.call({"changes": []})
     assert outcome == {"sent": True, "attempts": 2, "status_code": 200}
     assert len(server.calls("POST", "/hook")) == 2
 
@@ -218,8 +230,8 @@ def test_webhook_down_never_breaks_the_run(remote, settings, make_integration, c
     integration = make_integration(
         base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
     )
-    (change,) = observe([run_test(integration, source="command")])
-    assert change.new == OK
+    assert run_test(integration, source="command").ok
+    assert health_of(integration) == OK
     assert "webhook failed after 3 attempt(s): ConnectionError" in caplog.text
     assert CANARY not in caplog.text and "127.0.0.1:9" not in caplog.text
 
@@ -230,7 +242,7 @@ def test_webhook_goes_through_the_address_guard(server, settings):
     settings.INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = False
     settings.INTEGRATIONS_RETRY_BACKOFF = 0
     settings.INTEGRATIONS_ALERT_WEBHOOK = f"{server.url}/hook"
-    outcome = health.post_alert.call({"changes": []})
+    outcome = post_alert.call({"changes": []})
     assert outcome["sent"] is False
     assert server.calls("POST", "/hook") == []
 
@@ -256,8 +268,72 @@ def test_a_failing_receiver_stops_neither_the_run_nor_the_alert(remote, alerts, 
 
     health_changed.connect(broken)
     try:
-        (change,) = observe([run_test(integration, source="command")])
+        assert run_test(integration, source="command").ok
     finally:
         health_changed.disconnect(broken)
-    assert change.new == OK
-    assert len(posted(alerts)) == 1
+    ((change,),) = [body["changes"] for body in posted(alerts)]
+    assert change["new"] == OK
+
+
+def test_each_account_has_its_own_health(remote, alerts, make_integration, changes):
+    """Per account (docs/reference.md, Accounts): one account failing is that account's
+    transition, named in the signal and the alert; the other account stays ok."""
+    integration = make_integration(
+        base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    good, bad = (
+        Account.objects.create(integration=integration, key=key) for key in ("good", "bad")
+    )
+    with override_settings(INTEGRATIONS_HEALTH_FAILURES=1):
+        run_tests([(integration, good), (integration, bad)], source="command")
+        assert sorted((e["account"].key, e["old"], e["new"]) for e in changes) == [
+            ("bad", UNKNOWN, OK), ("good", UNKNOWN, OK)
+        ]
+        changes.clear()
+        remote.status = 500
+        run_test(integration, source="command", account=bad)
+        (event,) = changes
+        assert (event["account"], event["old"], event["new"]) == (bad, OK, FAILING)
+        assert event["integration"] == integration
+        assert health_of(integration, bad) == FAILING and health_of(integration, good) == OK
+        assert health_of(integration) == UNKNOWN  # no test call made for no account
+    *_, body = posted(alerts)
+    assert [(c["slug"], c["account"], c["new"]) for c in body["changes"]] == [
+        ("billing", "bad", FAILING)
+    ]
+
+
+def test_every_test_call_path_reports_health(remote, make_integration, changes):
+    """The command and the task feed health too (they run on run_tests/run_test)."""
+    make_integration(base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST)
+    crm = make_integration(
+        "crm", base_url=f"{remote.server.url}/api/", test_request=TEST_REQUEST
+    )
+    assert manage("integrations_test", "billing").code == 0
+    enqueue_tests([crm])  # the immediate backend: run when this returns
+    assert [(e["integration"].slug, e["new"]) for e in changes] == [("billing", OK), ("crm", OK)]
+
+
+def test_the_report_lists_each_accounts_health(make_integration, django_assert_num_queries):
+    """An integration with accounts is failing when one of them is, and lists each
+    enabled account's health (a disabled one is left out); two queries in all."""
+    billing = make_integration()
+    make_integration("crm")
+    accounts = {
+        key: Account.objects.create(integration=billing, key=key, enabled=key != "off")
+        for key in ("good", "bad", "new", "off")
+    }
+    for key, oks in {"good": [True], "bad": [False, False], "off": [False, False]}.items():
+        for ok in oks:
+            CallLog.objects.create(
+                integration=billing, account=accounts[key], source="command", is_test=True,
+                method="GET", url="x", ok=ok,
+            )
+    with django_assert_num_queries(2):
+        report = {entry.slug: entry.as_dict() for entry in health_report()}
+    assert report["crm"] == {"slug": "crm", "health": UNKNOWN, "last_test_at": None}
+    assert report["billing"]["health"] == FAILING
+    assert report["billing"]["last_test_at"] is not None
+    assert [(a["key"], a["health"]) for a in report["billing"]["accounts"]] == [
+        ("bad", FAILING), ("good", OK), ("new", UNKNOWN)
+    ]
