@@ -22,11 +22,14 @@ from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from .account_import import plan_accounts, save_accounts
+from .certificates import CLIENT_CERTIFICATE
+from .discovery_cache import prepare_for_save
 from .destinations import credential_destination_errors
 from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
 from .settings import app_settings
 from .tokens import provider_class
+from .tokens.sender import INTEGRATION_SECRETS
 from .validation import option_names, validate_integration
 
 # A key file, certificate chain or shared secret is a few KiB; anything far larger is
@@ -201,11 +204,12 @@ def entry_slug(raw: Any, position: int) -> str:
     return slug
 
 
-@sensitive_variables("raw", "auth")
+@sensitive_variables("raw", "auth", "pem")
 def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, bool]:
     """Build (unsaved) the integration an entry describes; raises InvalidConfiguration."""
     slug = entry_slug(raw, position)
-    unknown = sorted(set(raw) - set(PLAIN_FIELDS) - {"slug", "auth", "accounts"})
+    entry_keys = {"slug", "auth", "accounts", CLIENT_CERTIFICATE}
+    unknown = sorted(set(raw) - set(PLAIN_FIELDS) - entry_keys)
     if unknown:
         raise InvalidConfiguration(f"unknown field(s) {', '.join(unknown)}", entry=slug)
 
@@ -250,6 +254,13 @@ def apply_entry(raw: Any, position: int, base_dir: Path) -> tuple[Integration, b
     for name, message in moved.items():
         raise InvalidConfiguration(message, entry=slug, field=name)
 
+    # Its own secret (null keeps it); the DPoP key, the issuer's metadata (on import).
+    pem = resolve_secret(raw.get(CLIENT_CERTIFICATE), entry=slug, field=CLIENT_CERTIFICATE,
+                         base_dir=base_dir)
+    integration.update_secrets({CLIENT_CERTIFICATE: pem})
+    for name, message in prepare_for_save(integration).items():
+        raise InvalidConfiguration(message, entry=slug, field=name)
+
     try:
         # Model field rules the JSON types above do not cover: slug format, lengths.
         integration.clean_fields(exclude=["encrypted_secrets", "auth_config"])
@@ -292,8 +303,8 @@ def apply_auth(
             # Another auth type's secrets mean nothing here: start from none, but only
             # after proving the stored ones are readable, so a wrong key ring fails the
             # import instead of silently discarding what it could not read.
-            integration.get_secrets()
-            integration.set_secrets({})
+            kept = integration.get_secrets()  # its own secrets (certificate, DPoP key) stay
+            integration.set_secrets({n: v for n, v in kept.items() if n in INTEGRATION_SECRETS})
             entered = list(cls.secret_fields)
         integration.update_secrets(changes)
     except SecretDecryptionError as exc:

@@ -82,6 +82,10 @@ class Integration(models.Model):
     auth_type = models.CharField(max_length=50, default="jwt_bearer")
     auth_config = models.JSONField(default=dict, blank=True)
     encrypted_secrets = models.TextField(blank=True, default="", editable=False)
+    # The authorization server's metadata (RFC 8414) as read for ``auth.issuer`` on save,
+    # import or integrations_discover, and when (discovery_cache.py); {} without issuer.
+    server_metadata = models.JSONField(default=dict, blank=True, editable=False)
+    metadata_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from . import alerts, calllog, health
+from . import calllog
 from .accounts import build_account_provider
 from .http import IntegrationSession
 from .http.outcome import Outcome
@@ -162,6 +162,11 @@ def perform(
         error = f"unexpected status {outcome.response.status_code}"
         if expected:
             error += f" (expected {', '.join(map(str, expected))})"
+        # Why, as far as the answer says: a refused token's WWW-Authenticate error and
+        # description (e.g. a DPoP proof refused as a replay), a suspected clock skew.
+        reason = calllog.describe_response(outcome.response, calllog.rows.DEFAULT_CLOCK_SKEW)
+        if ";" in reason:
+            error += ": " + reason.split("; ", 1)[1]
     return outcome, ok, error
 
 
@@ -176,9 +181,7 @@ def run_test(
     ``account`` if given, and log it."""
     outcome, ok, error = perform(integration, source=source, session=session, account=account)
     row = calllog.record(integration, source, outcome, ok=ok, error=error, account=account)
-    result = TestResult.from_row(row)
-    report_health([result])
-    return result
+    return TestResult.from_row(row)
 
 
 def run_tests(
@@ -207,19 +210,7 @@ def run_tests(
         if on_result is not None:
             on_result(TestResult.from_row(row))
     _save(unsaved)
-    results = [TestResult.from_row(row) for row in rows if row is not None]
-    report_health(results)
-    return results
-
-
-def report_health(results: Sequence[TestResult]) -> None:
-    """Health changes these logged results made: ``health_changed`` for each, and one
-    alert digest for the run (docs/reference.md, Operations). Whatever goes wrong is
-    logged: the results still go back to the caller."""
-    try:
-        alerts.enqueue_alerts(health.observe(results))
-    except Exception:
-        logger.exception("could not update health after %d test call(s)", len(results))
+    return [TestResult.from_row(row) for row in rows if row is not None]
 
 
 def _unsaved_row(target: Target, source: str) -> CallLog:

@@ -40,10 +40,10 @@ LAYERS: dict[str, int] = {
     "integrations.telemetry": 6,
     "integrations.calllog": 7,
     "integrations.rotation": 7,
+    "integrations.discovery_cache": 7,  # issuer metadata read on save, through http
     "integrations.signingkeys": 7,  # an integration's keys: rollover and JWKS contents
     "integrations.testcalls": 8,
     "integrations.health": 8,
-    "integrations.alerts": 8,  # health changes sent out: webhook and e-mail tasks
     "integrations.services": 9,
     "integrations.tasks": 10,
     "integrations.forms": 10,

@@ -30,6 +30,7 @@ from ..forms import (
     MAIN_FIELDS,
     PREFIX,
     REQUEST_FIELDS,
+    TLS_FIELDS,
     IntegrationForm,
     form_for,
     key_field,
@@ -159,7 +160,8 @@ class IntegrationAdmin(TestCallViews):
             auth.append("generate_key")
         if obj is not None:
             auth += ["secret_fingerprints", "public_key"]
-        return [main, (f"Authentication: {cls.label}", {"fields": auth}), requests_, *calls]
+        tls = ("Client certificate (mutual TLS)", {"fields": TLS_FIELDS})
+        return [main, (f"Authentication: {cls.label}", {"fields": auth}), tls, requests_, *calls]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         return [

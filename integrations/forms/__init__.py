@@ -21,12 +21,16 @@ from django.views.decorators.debug import sensitive_variables
 
 from .. import keypairs
 from ..destinations import credential_destination_errors
+from ..discovery_cache import prepare_for_save
 from ..exceptions import InvalidConfiguration, SecretDecryptionError
 from ..models import Integration
 from ..tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
 from ..tokens.custody import SIGNER_FIELD, kept_secrets, moot_secrets
+from ..tokens.sender import INTEGRATION_SECRETS
 from ..tokens.signing import key_fingerprint
 from ..validation import auth_errors
+from .certificate import TLS_FIELDS as TLS_FIELDS  # the admin's fieldset
+from .certificate import client_certificate_field, stored_description
 from .fields import BoundedJSONField, SecretTextarea, bounded
 
 PREFIX = "auth_"
@@ -91,6 +95,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         label="Auth type",
         help_text="Changing it shows the new type's options; fill them in and save again.",
     )
+    # A secret of the integration, whatever its auth type (forms/certificate.py).
+    client_certificate = client_certificate_field()
 
     class Meta:
         model = Integration
@@ -104,6 +110,9 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         # Names (never values) of the secrets typed or generated in this submit.
         self.entered_secrets: set[str] = set()
         self.type_switched = False
+        stored = stored_description(self.instance)
+        if stored:
+            self.fields["client_certificate"].help_text += " " + stored
         if self.provider is None:
             return
         if self.is_bound and self.data.get("shown_type") != self.provider.type:
@@ -182,9 +191,14 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             return data
         self.instance.auth_type = cls.type
         self.instance.auth_config = options
-        self.instance.set_secrets(
-            {name: value for name, value in secrets.items() if name in cls.secret_fields}
-        )
+        self.instance.set_secrets({
+            name: value
+            for name, value in secrets.items()
+            if name in cls.secret_fields or name in INTEGRATION_SECRETS
+        })
+        # The DPoP key generated, the issuer's metadata read: the model's check then
+        # compares the options with it (docs/sender-constrained.md).
+        self.add_named_errors({k: [m] for k, m in prepare_for_save(self.instance).items()})
         return data
 
     def add_named_errors(self, errors: dict[str, list[str]]) -> None:
@@ -211,6 +225,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
         submitted = {
             name: data[PREFIX + name] for name in cls.secret_fields if data.get(PREFIX + name)
         }
+        if data.get("client_certificate"):
+            submitted["client_certificate"] = data["client_certificate"]
         kind = data.get("generate_key")
         target = key_field(cls)
         custody = {SIGNER_FIELD: data.get(PREFIX + SIGNER_FIELD)}
@@ -243,7 +259,9 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
                         "replace them.",
                     )
                     return None
-        secrets = {name: value for name, value in stored.items() if name in cls.secret_fields}
+        # The integration's own secrets (client certificate, DPoP key) outlive a type.
+        kept = (*cls.secret_fields, *INTEGRATION_SECRETS)
+        secrets = {name: value for name, value in stored.items() if name in kept}
         secrets.update(submitted)
         return secrets
 

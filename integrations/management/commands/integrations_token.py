@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.accounts import build_account_provider
 from integrations.calllog import describe_error
+from integrations.certificates import ClientCertificate
 from integrations.exceptions import (
     AccountDisabled,
     AccountNotFound,
@@ -17,10 +18,12 @@ from integrations.exceptions import (
     IntegrationError,
     IntegrationNotFound,
 )
+from integrations.http.mtls import integration_ssl_context
 from integrations.http.session import create_session
 from integrations.services import load_account, load_integration
 from integrations.tokens.base import JWTProvider, Token, TokenProvider
 from integrations.tokens.preview import shown_request
+from integrations.tokens.sender import DPoPBinding
 from integrations.validation import build_provider
 
 
@@ -45,6 +48,8 @@ HELP = (
 
 class Command(BaseCommand):
     help = HELP
+    # The client certificate the token request presented, if any.
+    certificate: ClientCertificate | None = None
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
@@ -83,9 +88,29 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(report, indent=2, default=str))
 
     def obtain(self, provider: TokenProvider) -> Token:
-        http = create_session(ca_bundle=provider.integration.ca_bundle)
+        # The client certificate goes to the token endpoint as in calls (RFC 8705).
+        mtls = integration_ssl_context(provider.integration)
+        self.certificate = mtls[0] if mtls else None
+        http = create_session(
+            ca_bundle=provider.integration.ca_bundle, ssl_context=mtls[1] if mtls else None
+        )
         # A per-request token covers one request: show the one for the test call.
         return provider.obtain(http, shown_request(provider))
+
+    def binding(self, provider: TokenProvider, claims: dict[str, Any]) -> dict[str, Any]:
+        """``cnf`` (RFC 7800): the token's own when it is a JWT carrying one, else what
+        this client proves: its DPoP key's ``jkt`` and its certificate's ``x5t#S256``."""
+        if isinstance(claims.get("cnf"), dict):
+            return {"cnf": claims["cnf"], "cnf_from": "the token's claims"}
+        cnf: dict[str, str] = {}
+        dpop = getattr(provider, "dpop", None)
+        if isinstance(dpop, DPoPBinding):
+            cnf["jkt"] = dpop.key.jkt()
+        if self.certificate is not None:
+            cnf["x5t#S256"] = self.certificate.thumbprint
+        if not cnf:
+            return {}
+        return {"cnf": cnf, "cnf_from": "the proof key and client certificate this client uses"}
 
     def describe(self, provider: TokenProvider, token: Token) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -95,8 +120,10 @@ class Command(BaseCommand):
             "expires_in": int(token.expires_at - time.time()),
             "kid": token.kid or None,
             "jti": token.jti or None,
+            "token_type": getattr(token, "token_type", "") or None,
         }
         jwt_parts = decoded(token.value)
+        report.update(self.binding(provider, jwt_parts["claims"] if jwt_parts else {}))
         if jwt_parts is not None:
             report.update(format="jwt", **jwt_parts)
         else:
