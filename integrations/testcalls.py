@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from . import calllog
+from . import alerts, calllog, health
 from .accounts import build_account_provider
 from .http import IntegrationSession
 from .http.outcome import Outcome
@@ -181,7 +181,9 @@ def run_test(
     ``account`` if given, and log it."""
     outcome, ok, error = perform(integration, source=source, session=session, account=account)
     row = calllog.record(integration, source, outcome, ok=ok, error=error, account=account)
-    return TestResult.from_row(row)
+    result = TestResult.from_row(row)
+    report_health([result])
+    return result
 
 
 def run_tests(
@@ -210,7 +212,19 @@ def run_tests(
         if on_result is not None:
             on_result(TestResult.from_row(row))
     _save(unsaved)
-    return [TestResult.from_row(row) for row in rows if row is not None]
+    results = [TestResult.from_row(row) for row in rows if row is not None]
+    report_health(results)
+    return results
+
+
+def report_health(results: Sequence[TestResult]) -> None:
+    """Health changes these logged results made: ``health_changed`` for each, and one
+    alert digest for the run (docs/reference.md, Operations). Whatever goes wrong is
+    logged: the results still go back to the caller."""
+    try:
+        alerts.enqueue_alerts(health.observe(results))
+    except Exception:
+        logger.exception("could not update health after %d test call(s)", len(results))
 
 
 def _unsaved_row(target: Target, source: str) -> CallLog:

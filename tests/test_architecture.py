@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "integrations.signingkeys": 7,  # an integration's keys: rollover and JWKS contents
     "integrations.testcalls": 8,
     "integrations.health": 8,
+    "integrations.alerts": 8,  # health changes sent out: webhook and e-mail tasks
     "integrations.services": 9,
     "integrations.tasks": 10,
     "integrations.forms": 10,
