@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+
+def package_user_agent() -> str:
+    """``django-integrations/<version>`` from the installed package's metadata
+    (pyproject.toml's version); ``/dev`` when run from a source checkout."""
+    try:
+        return f"django-integrations/{version('django-integrations')}"
+    except PackageNotFoundError:
+        return "django-integrations/dev"
+
 
 DEFAULTS: dict[str, Any] = {
     "ENCRYPTION_KEYS": [],
@@ -47,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     # A second directory `{"file": ...}` secrets of a configuration file may be read from
     # (besides the file's own directory); "" allows only that one (security.md #38).
     "SECRETS_DIR": "",
-    "USER_AGENT": "django-integrations/0.1",
+    "USER_AGENT": package_user_agent(),
     # The Tasks API queue that background test calls go to (integrations.tasks).
     "TASK_QUEUE": "default",
     # Health (integrations.health): this many failed test calls in a row make an
