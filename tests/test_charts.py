@@ -165,7 +165,9 @@ def test_panel_has_figure_tables_and_escapes_the_name(billing):
     assert "<script" not in html
     assert 'Billing &lt;&amp;&gt; &quot;API&quot;' in html and "Billing <&>" not in html
     assert "<summary>Figures, last 24 hours</summary>" in html
-    assert "<td>2030-01-15 12:00</td><td>1</td><td>1</td><td>42 ms</td><td>42 ms</td>" in html
+    assert ('<th scope="row">2030-01-15 12:00</th><td>1</td><td>1</td><td>42 ms</td>'
+            "<td>42 ms</td>") in html
+    assert "<caption" in html and "Calls per day, last 30 days" in html
 
 
 def test_nice_ceiling():

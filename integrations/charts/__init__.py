@@ -38,6 +38,8 @@ def panel(integration: Integration, *, now: datetime | None = None) -> SafeStrin
         prefix = f"integrations-chart-{integration.pk}-{period.key}"
         periods.append({
             "period": period,
+            "id": prefix,
+            "bucket": "hour" if period.width < 86400 else "day",
             "latency": svg.latency(buckets, period, f"{prefix}-latency", name),
             "failures": svg.failures(buckets, period, f"{prefix}-failures", name),
             "rows": table_rows(buckets, period),

@@ -2,8 +2,10 @@
 JavaScript. Every text is escaped; every chart has ``role="img"``, a ``<title>`` and a
 ``<desc>`` summarising it, and each bucket a hover ``<title>`` with its numbers.
 
-Colours are attributes (an inline SVG takes no admin stylesheet); text uses
-``currentColor`` so it follows the admin's light or dark theme.
+Colours are attributes (an inline SVG takes no admin stylesheet). Text uses
+``currentColor``, so it follows the admin's light or dark theme at the theme's own
+contrast; the lines and bars are at least 3:1 against both themes' backgrounds (WCAG
+1.4.11), and p95 is dashed, so the two lines differ without colour too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .periods import Bucket, Period
 
 WIDTH, HEIGHT = 640, 180
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 16, 26
-P50_COLOUR, P95_COLOUR, FAIL_COLOUR, GRID_COLOUR = "#417690", "#d9822b", "#ba2121", "#8888"
+# Contrast on white / on the dark theme's #121212: 4.98/3.76, 4.60/4.08, 4.98/3.76.
+P50_COLOUR, P95_COLOUR, FAIL_COLOUR, GRID_COLOUR = "#417690", "#b85c00", "#d32f2f", "#8888"
 SPARK_WIDTH, SPARK_HEIGHT = 120, 24
 
 
@@ -135,7 +138,7 @@ def latency(buckets: Sequence[Bucket], period: Period, chart_id: str, name: str
                     for p in points if p is not None)
     body.append(
         f'<text x="{WIDTH - RIGHT}" y="11" text-anchor="end" fill="currentColor">'
-        f'<tspan fill="{P50_COLOUR}">— p50</tspan>  <tspan fill="{P95_COLOUR}">- - p95</tspan>'
+        f'<tspan fill="{P50_COLOUR}">—</tspan> p50  <tspan fill="{P95_COLOUR}">- -</tspan> p95'
         "</text>"
     )
     body.extend(_hover(buckets, period, lambda b: (
@@ -169,8 +172,8 @@ def failures(buckets: Sequence[Bucket], period: Period, chart_id: str, name: str
                 f'width="{max(slot - 2, 1):.1f}" height="{height:.1f}" fill="{FAIL_COLOUR}"/>'
             )
     body.append(
-        f'<text x="{WIDTH - RIGHT}" y="11" text-anchor="end" fill="{FAIL_COLOUR}">'
-        "■ failed calls</text>"
+        f'<text x="{WIDTH - RIGHT}" y="11" text-anchor="end" fill="currentColor">'
+        f'<tspan fill="{FAIL_COLOUR}">■</tspan> failed calls</text>'
     )
     body.extend(_hover(buckets, period, lambda b: f"{b.failures:,} of {b.calls:,} calls failed"))
     total, failed = sum(b.calls for b in buckets), sum(b.failures for b in buckets)
@@ -204,6 +207,9 @@ def sparkline(buckets: Sequence[Bucket]) -> SafeString:
     if any(points):
         body.append(f'<path d="{_path(points)}" fill="none" stroke="{P50_COLOUR}" '
                     'stroke-width="1.5"/>')
+    else:  # an empty box would read as "not loaded"
+        body.append(f'<text x="0" y="{SPARK_HEIGHT - 8}" font-family="sans-serif" '
+                    'font-size="11" fill="currentColor" opacity="0.7">no calls</text>')
     body.extend(
         f'<rect x="{slot * n:.1f}" y="{SPARK_HEIGHT - 3}" width="{max(slot - 1, 1):.1f}" '
         f'height="3" fill="{FAIL_COLOUR}"/>'
