@@ -127,7 +127,9 @@ def test_sparklines_make_one_query_per_page(make_integration, django_assert_num_
     assert busy.find(f"{SVG}title").text == busy.get("aria-label")
     assert "6 calls, 1 failed" in busy.get("aria-label")
     if integrations > 1:
-        assert "no calls" in ET.fromstring(lines[rows[1].pk]).get("aria-label")
+        idle = ET.fromstring(lines[rows[1].pk])
+        assert "no calls" in idle.get("aria-label")
+        assert idle.find(f"{SVG}text").text == "no calls"  # not an empty box
 
 
 def test_no_ids_no_query(django_assert_num_queries, db):
@@ -148,6 +150,8 @@ def test_charts_are_well_formed_titled_svg_without_script(billing):
         assert root.find(f"{SVG}desc").text
         assert all(el.tag != f"{SVG}script" and not el.get("href") for el in root.iter())
         assert "style" not in chart and "javascript" not in chart.lower()
+        # Words in the theme's text colour (only symbols are coloured): readable on both.
+        assert {text.get("fill") for text in root.iter(f"{SVG}text")} == {"currentColor"}
         hovers = [el for el in root.iter(f"{SVG}rect") if el.find(f"{SVG}title") is not None]
         assert len(hovers) == 24
 
