@@ -29,6 +29,7 @@ from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnava
 from .models import Integration, LogCalls
 from .settings import app_settings
 from .tokens import provider_class
+from .tokens.custody import drop_moot_secrets, exported_auth, move_signer_pin
 from .tokens.sender import INTEGRATION_SECRETS
 from .validation import option_names, validate_integration
 
@@ -287,6 +288,7 @@ def apply_auth(
         cls = provider_class(auth_type)
     except InvalidConfiguration as exc:
         raise InvalidConfiguration(exc.message, entry=slug, field="auth.type") from None
+    auth = move_signer_pin(auth, slug)  # signer.pin is the signer_pin secret
     changes = {
         name: resolve_secret(auth.get(name), entry=slug, field=f"auth.{name}", base_dir=base_dir)
         for name in cls.secret_fields
@@ -315,6 +317,7 @@ def apply_auth(
         ) from None
     integration.auth_type = auth_type
     integration.auth_config = options
+    drop_moot_secrets(integration, cls.generated_key_field, entered)  # a key a signer holds
     return entered
 
 
@@ -369,9 +372,8 @@ def import_config(
 
 def export_entry(integration: Integration) -> dict[str, Any]:
     """One configuration-file entry; every secret field is null."""
-    cls = provider_class(integration.auth_type)
-    auth: dict[str, Any] = {"type": integration.auth_type, **integration.auth_config}
-    auth.update({name: None for name in cls.secret_fields})
+    secret_fields = provider_class(integration.auth_type).secret_fields
+    auth = exported_auth(secret_fields, {"type": integration.auth_type, **integration.auth_config})
     entry: dict[str, Any] = {"slug": integration.slug}
     entry.update({name: getattr(integration, name) for name in PLAIN_FIELDS})
     entry["auth"] = auth

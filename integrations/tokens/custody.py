@@ -284,9 +284,11 @@ def move_signer_pin(auth: dict[str, Any], entry: str) -> dict[str, Any]:
     return {**auth, SIGNER_FIELD: plain, PIN_FIELD: signer["pin"]}
 
 
-def exported_auth(auth: dict[str, Any]) -> dict[str, Any]:
-    """An exported ``auth``: the PIN as ``signer.pin: null`` (kept), not a secret of its own."""
+def exported_auth(secret_fields: tuple[str, ...], auth: dict[str, Any]) -> dict[str, Any]:
+    """An exported ``auth``: every secret null (kept), the PIN as ``signer.pin: null``
+    rather than a secret of its own."""
     shown = {name: value for name, value in auth.items() if name != PIN_FIELD}
+    shown.update({name: None for name in secret_fields if name != PIN_FIELD})
     if shown.get(SIGNER_FIELD):
         shown[SIGNER_FIELD] = exported_signer(shown[SIGNER_FIELD])
     return shown
