@@ -5,6 +5,10 @@
 //   /resource/mtls        accepts only certificate-bound tokens presented with the
 //                         certificate they are bound to (RFC 8705 §3)
 //   /test-jwks/<name>     serves <jwksDir>/<name>.json (clients registered by jwks_uri)
+//   /test-jwks-cache/<client>?action=expire|refresh
+//                         the provider's cached copy of a client's jwks_uri: expire it (as
+//                         if its cache time, at least 60 s, had passed) or fetch it now;
+//                         answers {fetches: <jwks files served so far, by name>}
 //
 // Usage: node provider.mjs CONFIG.json; prints "READY <port>" once listening.
 // CONFIG: { tls: {cert, key, ca} (file paths), clients: [...client metadata],
@@ -121,7 +125,23 @@ async function mtlsResource(req, res) {
   res.end(JSON.stringify({ ok: true, client_id: token.clientId, 'x5t#S256': bound }));
 }
 
+const jwksFetches = {};
+
+async function jwksCache(res, clientId, action) {
+  const client = await provider.Client.find(clientId);
+  if (!client) {
+    res.writeHead(404);
+    return res.end();
+  }
+  const keystore = client.asymmetricKeyStore;
+  if (action === 'expire' || action === 'refresh') keystore.freshUntil = 0;
+  if (action === 'refresh') await keystore.refresh();
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  return res.end(JSON.stringify({ fetches: jwksFetches }));
+}
+
 function jwksFile(res, name) {
+  jwksFetches[path.basename(name)] = (jwksFetches[path.basename(name)] || 0) + 1;
   const file = path.join(config.jwksDir || '.', `${path.basename(name)}.json`);
   if (!fs.existsSync(file)) {
     res.writeHead(404);
@@ -161,6 +181,12 @@ const server = https.createServer(
       });
     }
     if (url.pathname.startsWith('/test-jwks/')) return jwksFile(res, url.pathname.slice(11));
+    if (url.pathname.startsWith('/test-jwks-cache/')) {
+      return jwksCache(res, url.pathname.slice(17), url.searchParams.get('action')).catch((err) => {
+        res.writeHead(500);
+        res.end(String(err));
+      });
+    }
     return provider.callback()(req, res);
   },
 );
