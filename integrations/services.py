@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import testcalls
 from .accounts import build_account_provider
-from .calllog import log_call
+from .calllog import log_call, lost_rows
 from .exceptions import AccountDisabled, AccountNotFound, IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
 from .http.auth import TokenAuth
@@ -222,9 +222,11 @@ def run_test(
 
 
 def reset() -> None:
-    """Forget this process's sessions (and with them their circuit breakers) and cached
-    tokens: a test helper, so each test starts as a fresh process would."""
+    """Forget this process's sessions (and with them their circuit breakers), cached
+    tokens and the call log's lost-row report: a test helper, so each test starts as a
+    fresh process would."""
     with _sessions_lock:
         _sessions.clear()
         _transports.clear()
     token_cache.clear()
+    lost_rows.reset()

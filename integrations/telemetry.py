@@ -10,6 +10,8 @@ attribute check per call.
   ``integrations.call.duration`` measurement (seconds).
 - ``obtain_token(integration, obtain)``: around a token fetched or minted on a cache miss; a
   ``token.refresh`` event on the current call's span and one ``integrations.token.requests``.
+- ``rows_lost(count, reason)``: call-log rows not written (``lost``: the database refused
+  them; ``dropped``: the background queue was full), ``integrations.calllog.lost_rows``.
 - ``use_providers(...)``: take tracer and meter from given providers (tests; sites that keep
   their providers out of the globals).
 
@@ -62,7 +64,7 @@ Attributes = dict[str, str | int]
 class _Instruments:
     """The tracer and the two metric instruments, from one pair of providers."""
 
-    __slots__ = ("tracer", "duration", "token_requests")
+    __slots__ = ("tracer", "duration", "token_requests", "lost_rows")
 
     def __init__(
         self,
@@ -83,6 +85,11 @@ class _Instruments:
             "integrations.token.requests",
             unit="{request}",
             description="Tokens fetched or minted on a token cache miss, by outcome.",
+        )
+        self.lost_rows: Counter = meter.create_counter(
+            "integrations.calllog.lost_rows",
+            unit="{row}",
+            description="Call-log rows not written: refused by the database, or dropped.",
         )
 
 
@@ -204,6 +211,13 @@ def where(url: str) -> Attributes:
     if port is not None:
         found["server.port"] = port
     return found
+
+
+def rows_lost(count: int, reason: str) -> None:
+    """Count call-log rows that were not written (security.md #25: never silently)."""
+    tools = _instruments
+    if tools is not None:
+        tools.lost_rows.add(count, {"integrations.calllog.reason": reason})
 
 
 def obtain_token(integration: IntegrationLike, obtain: Callable[[], T]) -> T:

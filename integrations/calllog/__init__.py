@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..models import CallLog, LogCalls
 from ..redaction import MAX_ERROR_CHARS, redact_text, redact_url
 from ..settings import app_settings
-from .insert import insert_many, save_row, write
+from .insert import LostRows, insert_many, lost_rows, save_row, write
 from .retention import prune_call_logs
 from .rows import build_row, describe_error, describe_response, find_request_id, row_values
 from .writer import BackgroundWriter, writer
@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ERROR_CHARS",
     "BackgroundWriter",
+    "LostRows",
     "build_row",
     "describe_error",
     "describe_response",
     "find_request_id",
     "insert_many",
     "log_call",
+    "lost_rows",
     "prune_call_logs",
     "record",
     "redact_text",

@@ -1,8 +1,14 @@
 """Writing call-log rows: one INSERT built once per database, executed directly.
 
-A failure to write is logged and swallowed: it never costs the caller its response.
+A failure to write is counted and swallowed: it never costs the caller its response.
 Inside a transaction the row is written in a savepoint, so a failed insert does not
-break the caller's transaction either.
+break the caller's transaction either. A row that cannot be written is never silently
+missing: ``lost_rows`` counts it (also as the ``integrations.calllog.lost_rows``
+metric) and logs the loss at once, then at most once per ``REPORT_EVERY`` seconds with
+the number lost since, so a full disk or a database outage costs a log line per
+interval, not one per call. A connection the database dropped (a restart, a failover,
+``pg_terminate_backend``) is closed and the row tried once more on a new one, outside
+a transaction, so the app reconnects by itself (security.md #25, #27).
 
 When nothing instruments the connection (no ``DEBUG`` query log, no
 ``connection.execute_wrapper``), SQLite and PostgreSQL get the statement straight from
@@ -15,15 +21,59 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.utils import timezone
 
 from ..models import CallLog
+from ..redaction import redact_text
 from ..settings import app_settings
+from ..telemetry import rows_lost
 
 logger = logging.getLogger(__name__)
+
+
+class LostRows:
+    """Call-log rows the database refused on the caller's thread: ``count`` in all."""
+
+    REPORT_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the count and the last report (``services.reset``: a fresh process)."""
+        with self._lock:
+            self.count = 0
+            self._unreported = 0
+            self._reported_at: float | None = None
+
+    def add(self, slug: str, error: BaseException) -> None:
+        rows_lost(1, "lost")
+        with self._lock:
+            self.count += 1
+            self._unreported += 1
+            now = time.monotonic()
+            if self._reported_at is not None and now - self._reported_at < self.REPORT_EVERY:
+                return
+            self._reported_at, unreported, total = now, self._unreported, self.count
+            self._unreported = 0
+        logger.error(
+            "could not write the call log row for %s (%s: %s); %d row(s) lost since the "
+            "last report, %d in all, next report in %.0f s at the earliest",
+            slug,
+            type(error).__name__,
+            redact_text(str(error), limit=200),
+            unreported,
+            total,
+            self.REPORT_EVERY,
+        )
+
+
+lost_rows = LostRows()
 
 
 def save_row(row: CallLog) -> None:
@@ -49,9 +99,18 @@ def write(
             with transaction.atomic(using=connection.alias):
                 return insert(values, connection, returning=returning)
         return insert(values, connection, returning=returning)
-    except Exception:  # whatever went wrong, the caller still gets its response
-        logger.exception("could not write the call log row for %s", slug)
-        return None
+    except Exception as exc:  # whatever went wrong, the caller still gets its response
+        error: BaseException = exc
+    if not connection.in_atomic_block and not connection.is_usable():
+        # The server dropped the connection: a new one, and the row once more on it.
+        connection.close()
+        try:
+            return insert(values, connection, returning=returning)
+        except Exception as exc:
+            error = exc
+            connection.close_if_unusable_or_obsolete()
+    lost_rows.add(slug, error)
+    return None
 
 
 _INSERT_FIELDS = [field for field in CallLog._meta.local_concrete_fields if not field.primary_key]

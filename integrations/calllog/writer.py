@@ -22,6 +22,7 @@ from typing import Any
 from django.db import connections, router, transaction
 
 from ..models import CallLog
+from ..telemetry import rows_lost
 from .insert import insert, insert_many
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class BackgroundWriter:
     def _report(self, kind: str, count: int, why: str) -> None:
         """Log rows dropped or lost: at once, then at most once per WARN_EVERY seconds
         with the count since (a database outage must not flood the log)."""
+        rows_lost(count, kind)
         with self._counts:
             self._unreported[kind] = self._unreported.get(kind, 0) + count
             now = time.monotonic()
