@@ -68,11 +68,11 @@ def fill(cursor: Any, end: datetime) -> int:
     return busy
 
 
-def plan(cursor: Any, first: dict[int, int], start: datetime, period: Any) -> str:
+def plan(cursor: Any, first: dict[int, int], bounds: list[datetime]) -> str:
     """The 30-day query's scan nodes, rows read and execution time."""
     from integrations.charts import aggregates
 
-    sql, params = aggregates.percentile_sql("default", first, start, period)
+    sql, params = aggregates.percentile_sql("default", first, bounds)
     cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
     lines = [row[0] for row in cursor.fetchall()]
     scans = [  # "Index Only Scan using ... on ...: rows=16597 loops=30" (rows per loop)
@@ -151,7 +151,7 @@ def measure() -> None:
         warmed = cache.get_many(keys)
         later = timed(draw, hour_on, partial(restore, cache, warmed))
         print(f"  {name:30}" + "".join(f"{ms:8.1f} ({q})" for ms, q in (first, warm, later)))
-    start = periods.window_start(charts.DAYS, now)
+    bounds = periods.edges(charts.DAYS, now)
     with connection.cursor() as cursor:
-        print(f"\n  plan 30 d, first hit: {plan(cursor, {busy: 0}, start, charts.DAYS)}")
-        print(f"  plan 30 d, warm: {plan(cursor, {busy: 29}, start, charts.DAYS)}")
+        print(f"\n  plan 30 d, first hit: {plan(cursor, {busy: 0}, bounds)}")
+        print(f"  plan 30 d, warm: {plan(cursor, {busy: 29}, bounds)}")

@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.db.models import Case, Value, When
+from django.test import override_settings
+from django.utils import timezone
 
 from integrations import charts
-from integrations.charts import aggregates
+from integrations.charts import aggregates, periods
 from integrations.models import CallLog
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -77,6 +79,57 @@ def test_day_buckets_start_at_midnight(billing):
     assert sum(b.calls for b in buckets) == 3
 
 
+@override_settings(TIME_ZONE="Europe/Berlin")
+def test_days_are_local_days_across_a_dst_change(billing):
+    """Summer time begins on 2030-03-31 (02:00 CET -> 03:00 CEST): that day has 23 hours
+    and every bucket starts at a local midnight, before and after it."""
+    now = datetime(2030, 4, 10, 12, 0, tzinfo=UTC)
+    add_calls(billing, [
+        (datetime(2030, 3, 30, 22, 30, tzinfo=UTC), 10, True),  # Mar 30, 23:30 CET
+        (datetime(2030, 3, 30, 23, 30, tzinfo=UTC), 20, True),  # Mar 31, 00:30 CET
+        (datetime(2030, 3, 31, 21, 50, tzinfo=UTC), 30, False),  # Mar 31, 23:50 CEST
+        (datetime(2030, 3, 31, 22, 10, tzinfo=UTC), 40, True),  # Apr 1, 00:10 CEST
+    ])
+    buckets = charts.series([billing.pk], charts.DAYS, now=now)[billing.pk]
+    local = [timezone.localtime(b.start) for b in buckets]
+    assert {(t.hour, t.minute) for t in local} == {(0, 0)}
+    assert [t.day for t in local[:3]] == [12, 13, 14] and local[-1].day == 10
+    by_day = {t.strftime("%m-%d"): b for t, b in zip(local, buckets, strict=True)}
+    assert by_day["03-31"].start - by_day["03-30"].start == timedelta(hours=24)
+    assert by_day["04-01"].start - by_day["03-31"].start == timedelta(hours=23)
+    assert [(by_day[d].calls, by_day[d].failures) for d in ("03-30", "03-31", "04-01")] == [
+        (1, 0), (2, 1), (1, 0)]
+    if connection.vendor == "postgresql":  # the other path puts rows in the same buckets
+        bounds = periods.edges(charts.DAYS, now)
+        assert sorted(aggregates._ranked("default", {billing.pk: 0}, bounds)) == sorted(
+            aggregates._percentile_cont("default", {billing.pk: 0}, bounds))
+
+
+@override_settings(TIME_ZONE="Europe/Berlin")
+def test_hours_are_real_hours_across_a_dst_change(billing):
+    """Summer time ends on 2030-10-27 (03:00 CEST -> 02:00 CET): the 24 hours hold the
+    02:00 hour twice, as the clock does, each with its own calls."""
+    now = datetime(2030, 10, 27, 2, 30, tzinfo=UTC)  # 03:30 CET
+    add_calls(billing, [
+        (datetime(2030, 10, 27, 0, 10, tzinfo=UTC), 10, True),  # 02:10 CEST
+        (datetime(2030, 10, 27, 1, 10, tzinfo=UTC), 30, False),  # 02:10 CET
+    ])
+    buckets = charts.series([billing.pk], charts.HOURS, now=now)[billing.pk]
+    assert buckets[-1].start == datetime(2030, 10, 27, 2, 0, tzinfo=UTC)
+    assert {b.start.minute for b in buckets} == {0}
+    labels = [timezone.localtime(b.start).strftime("%H:%M") for b in buckets]
+    assert labels[-4:] == ["01:00", "02:00", "02:00", "03:00"]
+    assert [(b.calls, b.p50) for b in buckets[-3:-1]] == [(1, 10), (1, 30)]
+
+
+@override_settings(TIME_ZONE="Asia/Kolkata")
+def test_hours_start_on_the_local_hour():
+    """+05:30: local hours start at half past, UTC."""
+    bounds = periods.edges(charts.HOURS, NOW)  # 18:00 IST
+    assert bounds[-1] == datetime(2030, 1, 15, 13, 30, tzinfo=UTC)
+    assert len(bounds) == 25 and bounds[0] == bounds[-1] - timedelta(hours=24)
+
+
 def test_percentiles_match_linear_interpolation_on_random_data(billing):
     rng = random.Random(14)
     durations = [rng.randint(1, 5000) for _ in range(137)]
@@ -95,10 +148,10 @@ def test_window_query_agrees_with_percentile_cont(billing):
          rng.random() > 0.1)
         for _ in range(500)
     ])
-    start = aggregates.window_start(charts.DAYS, NOW)
+    bounds = periods.edges(charts.DAYS, NOW)
     first = {billing.pk: 0}
-    by_sql = sorted(aggregates._percentile_cont("default", first, start, charts.DAYS))
-    by_rank = sorted(aggregates._ranked("default", first, start, charts.DAYS))
+    by_sql = sorted(aggregates._percentile_cont("default", first, bounds))
+    by_rank = sorted(aggregates._ranked("default", first, bounds))
     assert [row[:4] for row in by_sql] == [row[:4] for row in by_rank]
     for a, b in zip(by_sql, by_rank):
         assert a[4:] == pytest.approx(b[4:])

@@ -1,4 +1,5 @@
-"""The charts' numbers: call-log rows aggregated into fixed-width buckets (``periods``).
+"""The charts' numbers: call-log rows aggregated into the buckets of a period
+(``periods``).
 
 ``series(ids, period)`` is at most ONE query for any number of integrations and
 buckets. Buckets that can no longer change come from the cache (``cache``); the query
@@ -9,13 +10,14 @@ On PostgreSQL each wanted bucket is its own index range, aggregated with
 ``percentile_cont`` in a LATERAL subquery; elsewhere (SQLite) a window query ranks each
 bucket's durations and returns only the up to four ranks each percentile is
 interpolated from, so both give percentile_cont's result and neither moves a bucket's
-rows to Python.
+rows to Python. Both take the bucket edges as parameters (local days are not all 24
+hours long), so both put a row in the same bucket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, router
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from ..models import CallLog
 from . import cache
-from .periods import Bucket, Period, bucket_starts, window_start
+from .periods import Bucket, Period, edges
 
 PERCENTILES = (50, 95)  # integer percent: the window query's ranks are integer arithmetic
 
@@ -32,6 +34,8 @@ Row = tuple[int, int, int, int, float, float]
 # What one query reads: for each integration, the number of its first bucket to read;
 # it reads from there to the window's end.
 FirstBucket = Mapping[int, int]
+# The window's bucket edges (periods.edges): bucket n is [edges[n], edges[n + 1]).
+Edges = Sequence[datetime]
 
 
 def series(
@@ -40,15 +44,15 @@ def series(
     """Each integration's ``period.count`` buckets, oldest first: ONE query (none
     without ids), the settled buckets read from and written to the cache."""
     now = now or timezone.now()
-    start = window_start(period, now)
-    starts = bucket_starts(period, start)
+    bounds = edges(period, now)
+    starts = bounds[:-1]
     wanted = list(dict.fromkeys(ids))
     cached = cache.load(wanted, period, starts)
     # The newest bucket holds `now` and is never settled, so every id has a first miss.
     first = {pk: next(n for n in range(period.count) if n not in cached[pk]) for pk in wanted}
     live: dict[int, dict[int, Bucket]] = {pk: {} for pk in wanted}
     if wanted:
-        for pk, n, calls, failures, p50, p95 in aggregate(first, start, period):
+        for pk, n, calls, failures, p50, p95 in aggregate(first, bounds):
             if pk in live and first[pk] <= n < period.count:
                 live[pk][n] = Bucket(starts[n], calls, int(failures), p50, p95)
     found = {
@@ -58,32 +62,21 @@ def series(
         ]
         for pk in wanted
     }
-    cache.store(found, period, now, first)
+    cache.store(found, bounds, period, now, first)
     return found
 
 
-def aggregate(first: FirstBucket, start: datetime, period: Period) -> list[Row]:
+def aggregate(first: FirstBucket, bounds: Edges) -> list[Row]:
     """ONE query: a row per (integration, bucket) with calls, from each integration's
-    ``first`` bucket on; bucket numbers count from the window's ``start``."""
+    ``first`` bucket on."""
     alias = router.db_for_read(CallLog)
     query = _percentile_cont if connections[alias].vendor == "postgresql" else _ranked
-    return query(alias, first, start, period)
+    return query(alias, first, bounds)
 
 
-# The window query's bucket number. Whole seconds are enough: the window starts on a
-# whole second and buckets are whole seconds wide, so dropping a fraction never moves a
-# row across a bucket's edge. date_part, not EXTRACT: since PostgreSQL 14 EXTRACT
-# returns numeric, and numeric arithmetic on every row made a 30-day query twice as slow.
-BUCKET_SQL = {
-    "postgresql": "FLOOR((date_part('epoch', created_at) - %s) / %s)::integer",
-    "sqlite": "(CAST(strftime('%%s', created_at) AS INTEGER) - %s) / %s",
-}
-
-
-def _percentile_cont(alias: str, first: FirstBucket, start: datetime, period: Period
-                     ) -> list[Row]:
+def _percentile_cont(alias: str, first: FirstBucket, bounds: Edges) -> list[Row]:
     """PostgreSQL: ``percentile_sql``."""
-    sql, params = percentile_sql(alias, first, start, period)
+    sql, params = percentile_sql(alias, first, bounds)
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
         return [
@@ -92,17 +85,15 @@ def _percentile_cont(alias: str, first: FirstBucket, start: datetime, period: Pe
         ]
 
 
-def percentile_sql(alias: str, first: FirstBucket, start: datetime, period: Period
-                   ) -> tuple[str, list[Any]]:
+def percentile_sql(alias: str, first: FirstBucket, bounds: Edges) -> tuple[str, list[Any]]:
     """Per wanted (integration, bucket), a LATERAL aggregate over that bucket's index
     range (an index-only scan on the covering index, migration 0005). Grouping the
     whole window instead sorted all its rows first: 500,000 rows for a busy
     integration's 30 days, spilled to disk, about four times slower."""
     connection = connections[alias]
     table = connection.ops.quote_name(CallLog._meta.db_table)
-    starts = bucket_starts(period, start)
-    width = timedelta(seconds=period.width)
-    wanted = [(pk, n) for pk, since in first.items() for n in range(since, period.count)]
+    count = len(bounds) - 1
+    wanted = [(pk, n) for pk, since in first.items() for n in range(since, count)]
     fractions = ", ".join(str(p / 100) for p in PERCENTILES)
     sql = f"""
         SELECT want.pk, want.n, bucket.calls, bucket.failures, bucket.percentiles
@@ -120,21 +111,18 @@ def percentile_sql(alias: str, first: FirstBucket, start: datetime, period: Peri
     """  # noqa: S608 - only the table name and constants are formatted in
     params = [
         [pk for pk, _ in wanted], [n for _, n in wanted],
-        [starts[n] for _, n in wanted], [starts[n] + width for _, n in wanted],
+        [bounds[n] for _, n in wanted], [bounds[n + 1] for _, n in wanted],
     ]
     return sql, params
 
 
-def source_sql(alias: str, first: FirstBucket, start: datetime, period: Period
-               ) -> tuple[str, list[Any]]:
-    """The rows to aggregate, (integration_id, bucket, duration_ms, ok): one branch per
-    first bucket, UNION ALL, each an index range on (integration_id, created_at)."""
+def source_sql(alias: str, first: FirstBucket, bounds: Edges) -> tuple[str, list[Any]]:
+    """The rows to aggregate, (integration_id, bucket, duration_ms, ok): one UNION ALL
+    branch per first bucket, each an index range on (integration_id, created_at), then
+    numbered by the edges they fall between."""
     connection = connections[alias]
     adapt = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name(CallLog._meta.db_table)
-    bucket = BUCKET_SQL.get(connection.vendor, BUCKET_SQL["sqlite"])
-    starts = bucket_starts(period, start)
-    end = adapt(start + timedelta(seconds=period.width * period.count))
     by_first: dict[int, list[int]] = {}
     for pk, n in first.items():
         by_first.setdefault(n, []).append(pk)
@@ -142,11 +130,20 @@ def source_sql(alias: str, first: FirstBucket, start: datetime, period: Period
     for n, ids in sorted(by_first.items()):
         marks = ", ".join(["%s"] * len(ids))
         branches.append(
-            f"SELECT integration_id, {bucket} AS bucket, duration_ms, ok FROM {table} "  # noqa: S608
+            f"SELECT integration_id, created_at, duration_ms, ok FROM {table} "  # noqa: S608
             f"WHERE integration_id IN ({marks}) AND created_at >= %s AND created_at < %s"
         )
-        params += [int(start.timestamp()), period.width, *ids, adapt(starts[n]), end]
-    return " UNION ALL ".join(branches), params
+        params += [*ids, adapt(bounds[n]), adapt(bounds[-1])]
+    # Rows are inside the window, so the last bucket needs no test of its own.
+    inner = range(1, len(bounds) - 1)
+    numbered = " ".join(f"WHEN created_at < %s THEN {n - 1}" for n in inner)
+    last = len(bounds) - 2
+    union = " UNION ALL ".join(branches)
+    sql = f"""
+        SELECT integration_id, CASE {numbered} ELSE {last} END AS bucket, duration_ms, ok
+        FROM ({union}) AS logged
+    """  # noqa: S608 - only the table name and constants are formatted in
+    return sql, [*(adapt(bounds[n]) for n in inner), *params]
 
 
 def ranked_sql(source: str) -> str:
@@ -169,10 +166,10 @@ def ranked_sql(source: str) -> str:
     """  # noqa: S608 - only the table name and constants are formatted in
 
 
-def _ranked(alias: str, first: FirstBucket, start: datetime, period: Period) -> list[Row]:
+def _ranked(alias: str, first: FirstBucket, bounds: Edges) -> list[Row]:
     """Any database with window functions (SQLite; PostgreSQL in tests, to prove both
     paths agree)."""
-    source, params = source_sql(alias, first, start, period)
+    source, params = source_sql(alias, first, bounds)
     with connections[alias].cursor() as cursor:
         cursor.execute(ranked_sql(source), params)
         fetched = cursor.fetchall()

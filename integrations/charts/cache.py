@@ -9,10 +9,11 @@ when a chart is drawn.
 
 One cache entry per integration and period (``INTEGRATIONS_CHART_CACHE`` names the
 cache; "" caches nothing), holding the settled buckets of the window it was drawn for,
-by start time. A window drawn later reuses the starts it shares (a new time zone or a
-DST change shares none, and is drawn afresh). An entry outlives its window's last
-bucket by SETTLE, then expires. The value is the same as an uncached query's, float
-for float: percentiles are never merged, each bucket's are computed once from its rows.
+by start time. A window drawn later reuses the buckets it shares; one drawn in a time
+zone with other bucket edges shares none, reads its window afresh and replaces the
+entry. An entry expires a window's length (plus SETTLE) after it was written. Its
+numbers are an uncached query's, float for float: percentiles are never merged, each
+bucket's are computed once from its own rows.
 """
 
 from __future__ import annotations
@@ -59,21 +60,21 @@ def load(ids: Sequence[int], period: Period, starts: Sequence[datetime]
     return found
 
 
-def store(found: Mapping[int, Sequence[Bucket]], period: Period, now: datetime,
-          first_missing: Mapping[int, int]) -> None:
+def store(found: Mapping[int, Sequence[Bucket]], bounds: Sequence[datetime], period: Period,
+          now: datetime, first_missing: Mapping[int, int]) -> None:
     """Cache each integration's settled buckets, if more are settled than were cached
     (one cache round trip, none when nothing new settled)."""
     cache = backend()
     if cache is None:
         return
-    settled_start = now - timedelta(seconds=period.width + SETTLE)  # a settled bucket's latest
-    entries = {}
-    for pk, buckets in found.items():
-        settled = [bucket for bucket in buckets if bucket.start <= settled_start]
-        if len(settled) > first_missing[pk]:
-            entries[key(pk, period)] = {
-                int(b.start.timestamp()): (b.calls, b.failures, b.p50, b.p95) for b in settled
-            }
+    settled = sum(1 for end in bounds[1:] if end + timedelta(seconds=SETTLE) <= now)
+    entries = {
+        key(pk, period): {
+            int(b.start.timestamp()): (b.calls, b.failures, b.p50, b.p95)
+            for b in buckets[:settled]
+        }
+        for pk, buckets in found.items() if settled > first_missing[pk]
+    }
     if entries:
         cache.set_many(entries, timeout=period.width * period.count + SETTLE)
 

@@ -1,15 +1,17 @@
-"""What a chart covers: its period (bucket width and count) and its buckets' numbers.
+"""What a chart covers: its period (how many buckets of what size) and its buckets'
+numbers.
 
-Buckets are fixed-width in seconds from an aligned start: hours on the hour, days from
-midnight in the current time zone. A day bucket is 86,400 s, so a DST change inside the
-30 days shifts the later days' edges by that hour (they run 01:00 to 01:00 local time)
-until the change leaves the window.
+Buckets follow the current time zone's clock: hours start on the hour (at :30 UTC in a
+zone with a half-hour offset) and the window is the 24 real hours ending with the
+current one, so around a DST change an hour's label repeats or is skipped, as the clock
+does; days run from one local midnight to the next, so the day a DST change happens on
+has 23 or 25 hours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.utils import timezone
 
@@ -18,7 +20,7 @@ from django.utils import timezone
 class Period:
     key: str  # for element ids and cache keys
     label: str
-    width: int  # seconds per bucket
+    width: int  # seconds per bucket (a day's is nominal: local days may have 23 or 25 h)
     count: int
     tick_every: int  # an axis label every this many buckets
     tick_format: str  # strftime of a bucket's start, local time
@@ -37,16 +39,23 @@ class Bucket:
     p95: float | None = None
 
 
-def window_start(period: Period, now: datetime | None = None) -> datetime:
-    """Start of the window whose last bucket holds ``now``."""
-    now = timezone.localtime(now or timezone.now())
+def edges(period: Period, now: datetime | None = None) -> list[datetime]:
+    """The window's ``period.count + 1`` bucket edges, oldest first: bucket n holds the
+    instants from ``edges[n]`` up to (not including) ``edges[n + 1]``; the last bucket
+    holds ``now``."""
+    local = timezone.localtime(now or timezone.now())
     if period.width == 86400:
-        end = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    else:
-        end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    return end - timedelta(seconds=period.width * period.count)
+        today = local.date()
+        # Each local midnight on its own (wall-clock arithmetic would carry one day's
+        # UTC offset into the others).
+        return [
+            datetime.combine(today - timedelta(days=period.count - 1 - n), time(0),
+                             tzinfo=local.tzinfo).astimezone(UTC)
+            for n in range(period.count + 1)
+        ]
+    # The hour began at this instant (the local hour's fold kept); from there real hours.
+    end = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC) + timedelta(
+        seconds=period.width)
+    return [end - timedelta(seconds=period.width * (period.count - n))
+            for n in range(period.count + 1)]
 
-
-def bucket_starts(period: Period, start: datetime) -> list[datetime]:
-    """The start of each of the window's buckets, oldest first."""
-    return [start + timedelta(seconds=period.width * n) for n in range(period.count)]
