@@ -6,7 +6,9 @@ import importlib
 import os
 import sys
 
-MODULES = ["bench.tokens", "bench.calls", "bench.scale", "bench.admin", "bench.signers"]
+MODULES = [
+    "bench.tokens", "bench.calls", "bench.scale", "bench.admin", "bench.signers", "bench.dpop",
+]
 
 
 def main(argv: list[str]) -> int:
