@@ -41,6 +41,7 @@ from ..tokens import PROVIDERS
 from . import panels
 from .accounts import accounts_panel
 from .filters import AuthTypeFilter, LastTestFilter
+from .keys import SigningKeyViews
 from .views import TestCallViews
 
 DEFAULT_TYPE = "jwt_bearer"
@@ -68,7 +69,7 @@ class IntegrationChangeList(ChangeList):
             obj.sparkline = lines.get(obj.pk, "")
 
 
-class IntegrationAdmin(TestCallViews):
+class IntegrationAdmin(SigningKeyViews, TestCallViews):
     form = IntegrationForm
     list_display = [
         "name", "slug", "auth_type_label", "enabled", "last_test", "last_test_when", "calls_24h",
@@ -161,12 +162,15 @@ class IntegrationAdmin(TestCallViews):
         if obj is not None:
             auth += ["secret_fingerprints", "public_key"]
         tls = ("Client certificate (mutual TLS)", {"fields": TLS_FIELDS})
-        return [main, (f"Authentication: {cls.label}", {"fields": auth}), tls, requests_, *calls]
+        keys = [("Signing keys", {"fields": ["signing_keys_panel"]})] if obj else []
+        return [
+            main, (f"Authentication: {cls.label}", {"fields": auth}), tls, requests_, *keys, *calls
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         return [
             "auth_options", "secrets_set", "secret_fingerprints", "public_key", "recent_calls",
-            "charts_panel", "accounts_panel",
+            "charts_panel", "accounts_panel", "signing_keys_panel",
         ]
 
     def add_view(
