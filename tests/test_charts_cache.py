@@ -132,3 +132,21 @@ def test_pruning_outside_the_window_keeps_them(billing):
     charts.series([billing.pk], charts.DAYS)
     call_command("integrations_prune_logs", "--older-than", "30")
     assert cache.backend().get(cache.key(billing.pk, charts.DAYS))
+
+
+class DownCache:
+    """A cache whose server is gone: every call raises."""
+
+    def get_many(self, keys):
+        raise ConnectionError("redis://:hunter2@cache:6379 refused")
+
+    set_many = get_many
+
+
+def test_a_cache_that_is_down_only_costs_the_whole_window(billing, monkeypatch, caplog):
+    random_calls(billing, seed=2)
+    monkeypatch.setattr(cache, "backend", DownCache)
+    assert charts.series([billing.pk], charts.DAYS, now=NOW) == uncached(
+        [billing.pk], charts.DAYS, NOW)
+    assert "Chart cache 'default' unavailable (ConnectionError)" in caplog.text
+    assert "hunter2" not in caplog.text

@@ -18,6 +18,7 @@ bucket's are computed once from its own rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -27,6 +28,9 @@ from ..settings import app_settings
 from .periods import DAYS, HOURS, Bucket, Period
 
 SETTLE = 300  # seconds after a bucket's end before it is cached
+VERSION = 1  # in the keys: a release that changes what an entry holds uses new keys
+
+logger = logging.getLogger(__name__)
 
 # A cached bucket: (calls, failures, p50, p95).
 Cached = tuple[int, int, float | None, float | None]
@@ -38,7 +42,7 @@ def backend() -> BaseCache | None:
 
 
 def key(pk: int, period: Period) -> str:
-    return f"integrations:charts:{period.key}:{pk}"
+    return f"integrations:charts:v{VERSION}:{period.key}:{pk}"
 
 
 def load(ids: Sequence[int], period: Period, starts: Sequence[datetime]
@@ -48,7 +52,12 @@ def load(ids: Sequence[int], period: Period, starts: Sequence[datetime]
     store = backend()
     if store is None or not ids:
         return {pk: {} for pk in ids}
-    entries: Mapping[str, dict[int, Cached]] = store.get_many([key(pk, period) for pk in ids])
+    try:
+        entries: Mapping[str, dict[int, Cached]] = store.get_many(
+            [key(pk, period) for pk in ids])
+    except Exception as exc:  # a cache server down must not take the admin page with it
+        unavailable(exc)
+        return {pk: {} for pk in ids}
     number = {int(start.timestamp()): n for n, start in enumerate(starts)}
     found: dict[int, dict[int, Bucket]] = {}
     for pk in ids:
@@ -76,7 +85,16 @@ def store(found: Mapping[int, Sequence[Bucket]], bounds: Sequence[datetime], per
         for pk, buckets in found.items() if settled > first_missing[pk]
     }
     if entries:
-        cache.set_many(entries, timeout=period.width * period.count + SETTLE)
+        try:
+            cache.set_many(entries, timeout=period.width * period.count + SETTLE)
+        except Exception as exc:
+            unavailable(exc)
+
+
+def unavailable(exc: Exception) -> None:
+    # The type only: a cache client's message may carry its server URL and password.
+    logger.warning("Chart cache %r unavailable (%s): charts read the call log instead",
+                   app_settings.CHART_CACHE, type(exc).__name__)
 
 
 def forget(ids: Iterable[int]) -> None:
