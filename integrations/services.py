@@ -27,7 +27,7 @@ from .accounts import build_account_provider
 from .calllog import log_call, lost_rows
 from .exceptions import AccountDisabled, AccountNotFound, IntegrationDisabled, IntegrationNotFound
 from .http import IntegrationSession
-from .http.auth import TokenAuth
+from .http.transport import transports
 from .models import Account, CallLog, CallSource, Integration
 from .settings import app_settings
 from .tokens.cache import token_cache
@@ -42,23 +42,20 @@ class _Built:
 
 
 # Sessions by (slug, account key or "", source), least recently used first. Account
-# sessions share their integration's transport (below), so a session costs no sockets
-# of its own, and the bound keeps 10,000 accounts from keeping 10,000 sessions.
+# sessions share their integration's transport (http/transport.py: one connection pool
+# and token-endpoint session for every account and source), so a session costs no
+# sockets of its own, and the bound keeps 10,000 accounts from keeping 10,000 sessions.
 _sessions: OrderedDict[tuple[str, str, str], _Built] = OrderedDict()
 MAX_SESSIONS = 1024
-# One connection pool and token-endpoint session per (slug, ca_bundle), shared by the
-# integration's sessions for every account and source.
-_transports: dict[tuple[str, str], tuple[requests.adapters.BaseAdapter, Any]] = {}
 _sessions_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    """A forked child must not share the parent's pooled sockets, nor inherit a lock
-    some parent thread held at the fork."""
+    """A forked child must not inherit a lock some parent thread held at the fork
+    (http/transport.py drops the parent's pooled sockets itself)."""
     global _sessions_lock
     _sessions_lock = threading.Lock()
     _sessions.clear()
-    _transports.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -70,9 +67,8 @@ def forget_sessions(slug: str, account: str | None = None) -> None:
     with _sessions_lock:
         for key in [k for k in _sessions if k[0] == slug and account in (None, k[1])]:
             del _sessions[key]
-        if account is None:
-            for transport in [t for t in _transports if t[0] == slug]:
-                del _transports[transport]
+    if account is None:
+        transports.forget(slug)
 
 
 def forget_account_sessions(integration_id: int, key: str) -> None:
@@ -177,16 +173,7 @@ def build_session(
         provider = build_account_provider(integration, account.key, account.options)
         on_call = functools.partial(log_call, account=account)
     session = IntegrationSession(integration, provider, source=source, on_call=on_call)
-    auth = session.auth
-    assert isinstance(auth, TokenAuth)
-    transport_key = (integration.slug, integration.ca_bundle)
-    with _sessions_lock:
-        adapter, token_http = _transports.setdefault(
-            transport_key, (session.get_adapter("https://"), auth.http)
-        )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    auth.http = token_http
+    transports.attach(session)
     return session
 
 
@@ -227,6 +214,6 @@ def reset() -> None:
     fresh process would."""
     with _sessions_lock:
         _sessions.clear()
-        _transports.clear()
+    transports.clear()
     token_cache.clear()
     lost_rows.reset()

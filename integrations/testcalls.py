@@ -27,6 +27,7 @@ from . import alerts, calllog, health
 from .accounts import build_account_provider
 from .http import IntegrationSession
 from .http.outcome import Outcome
+from .http.transport import transports
 from .models import Account, CallLog, Integration
 from .tokens.registry import build_provider
 
@@ -151,6 +152,9 @@ def perform(
                 else build_provider(integration)
             )
             session = IntegrationSession(integration, provider, source=source)
+            # The integration's pooled connections, shared by all its accounts (and
+            # the service layer's sessions): no new connection per test call.
+            transports.attach(session)
     except Exception as exc:
         return Outcome(method, integration.base_url, time.perf_counter(), error=exc), False, ""
     outcome = session.perform(method, path, trial=True)

@@ -221,7 +221,13 @@ class IntegrationSession(GuardedSession):
         context = mtls[1] if mtls else None
         if context is not None:
             mount_client_certificate(self, context)
-        token_http = create_session(ca_bundle=integration.ca_bundle, ssl_context=context)
+        # As many token-endpoint connections as API ones: the integration's accounts
+        # share this session (http/transport.py) and each may be fetching its token.
+        token_http = create_session(
+            ca_bundle=integration.ca_bundle,
+            pool_maxsize=app_settings.POOL_MAXSIZE,
+            ssl_context=context,
+        )
         self.auth = TokenAuth(provider, token_http)
         self.credential_headers = tuple(
             dict.fromkeys(ALWAYS_CREDENTIALS + provider.credential_headers)

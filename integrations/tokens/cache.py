@@ -76,6 +76,9 @@ class TokenCache:
         self._local: OrderedDict[str, Token] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Each key's prefix (integration or account, without the fingerprint) -> the
+        # key cached for it: an older version is found without scanning every key.
+        self._versions: dict[str, str] = {}
         # After a shared-cache error: skip it until this time.monotonic(); one warning.
         self._shared_retry_at = 0.0
         self._shared_failing = False
@@ -139,8 +142,15 @@ class TokenCache:
     def _forget_older_versions(self, key: str) -> None:
         """Drop tokens and locks of the same integration under older fingerprints: after
         an edit or a storage-key rotation they are never asked for again."""
-        prefix = key.rsplit(":", 1)[0] + ":"
-        for other in [k for k in list(self._local) if k.startswith(prefix) and k != key]:
+        prefix = key.rsplit(":", 1)[0]
+        other = self._versions.pop(prefix, None)
+        self._versions[prefix] = key  # (re)inserted last: the oldest prefixes go first
+        while len(self._versions) > max(1, int(app_settings.TOKEN_CACHE_SIZE)):
+            try:
+                self._versions.pop(next(iter(self._versions)), None)
+            except (StopIteration, RuntimeError):  # emptied or changed by another thread
+                break
+        if other is not None and other != key:
             self._local.pop(other, None)
             with self._locks_guard:
                 self._locks.pop(other, None)
@@ -165,6 +175,7 @@ class TokenCache:
     def clear(self) -> None:
         """Forget this process's tokens and backoffs (the shared cache is left alone)."""
         self._local.clear()
+        self._versions.clear()
         self._failures.clear()
 
     def _lock(self, key: str) -> threading.Lock:

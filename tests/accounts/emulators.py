@@ -90,12 +90,14 @@ class GitHubEmulator(Emulator):
         per_page: int = 2,
         delay: float = 0.0,
         token_delay: float | None = None,
+        public_key: str | None = None,
     ) -> None:
         super().__init__(delay=delay)
         self.token_delay = delay if token_delay is None else token_delay
         self.installations = dict(installations)
         self.per_page = per_page
-        self.public_key = public_pem(rsa_pem())
+        # Another process (bench/emulator.py) is told the app's public key.
+        self.public_key = public_key or public_pem(rsa_pem())
         self.pattern("POST", rf"{API}/app/installations/(\d+)/access_tokens", self.access_token)
         self.routes[("GET", f"{API}/app/installations")] = self.list_installations
         self.pattern("GET", rf"{API}/repos/([^/]+)/([^/]+)", self.repo)

@@ -4,21 +4,80 @@ GitHub's rules: RS256, iss = the app's client ID or app ID, iat backdated 60 s f
 clock drift, exp at most 10 minutes ahead. The JWT is exchanged at
 ``POST {base_url}/app/installations/{installation_id}/access_tokens`` for
 ``{token, expires_at}`` (an hour), which then goes out as Bearer.
+
+The app JWT names the app, not an installation, so one app serving 10,000 accounts
+signs it once and reuses it for every installation's exchange (``AppJWTs``, for half its
+lifetime). The installation token, the credential the API sees, stays per account
+(security.md #31): only the app's own credential is shared, keyed by the integration
+and everything the JWT is made of.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.views.decorators.debug import sensitive_variables
 
-from ...exceptions import TokenError
+from ...exceptions import TokenEndpointError, TokenError
 from ..base import FlowOptions, Token
 from ..exchange import ExchangeProvider
 from ..preset import Lifetime, Preset, PresetKey, PresetOptions
 
 if TYPE_CHECKING:
     import requests
+
+
+# Integrations whose app JWT a process keeps; far more GitHub Apps than one deployment has.
+APP_JWTS_SIZE = 256
+
+
+class AppJWTs:
+    """Signed app JWTs by integration, each reused for half its lifetime; one thread
+    signs while the others wait for its JWT."""
+
+    def __init__(self) -> None:
+        self._jwts: OrderedDict[str, tuple[str, dict[str, Any], float]] = OrderedDict()
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A lock held by another thread at fork time would never be released here.
+        self._lock = threading.Lock()
+
+    @sensitive_variables("jwt")
+    def get(
+        self, key: str, mint: Callable[[], tuple[str, dict[str, Any]]]
+    ) -> tuple[str, dict[str, Any]]:
+        with self._lock:
+            cached = self._jwts.get(key)
+            if cached is None or time.time() >= cached[2]:
+                jwt, claims = mint()
+                now = time.time()
+                cached = (jwt, claims, now + (claims["exp"] - now) / 2)
+                self._jwts[key] = cached
+            self._jwts.move_to_end(key)
+            while len(self._jwts) > APP_JWTS_SIZE:
+                self._jwts.popitem(last=False)
+            return cached[0], dict(cached[1])
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._jwts.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._jwts.clear()
+
+
+app_jwts = AppJWTs()
 
 
 class GitHubAppProvider(Preset, ExchangeProvider):
@@ -58,10 +117,38 @@ class GitHubAppProvider(Preset, ExchangeProvider):
             "expires_field": "expires_at",
         }
 
+    @property
+    def app_jwt_key(self) -> str:
+        """The integration (not the account: an account's view of it names its own),
+        its auth fingerprint (key and options) and the JWT's claims and lifetime."""
+        integration = getattr(self.integration, "integration", self.integration)
+        options = self.options
+        material = json.dumps(
+            [
+                integration.auth_fingerprint,
+                options.get("claims"),
+                options.get("lifetime"),
+                options.get("clock_skew"),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        digest = hashlib.sha256(material.encode()).hexdigest()[:16]
+        return f"{integration.slug}:{digest}"
+
+    @sensitive_variables()
+    def credential(self, request: requests.PreparedRequest | None) -> tuple[str, dict[str, Any]]:
+        return app_jwts.get(self.app_jwt_key, lambda: self.mint(request))
+
     def obtain(self, http: requests.Session, request: requests.PreparedRequest | None) -> Token:
         if not self.installation_id:
             raise TokenError(
                 f"{self.slug}: installation_id is required to call without an account "
                 "(or give each account one)"
             )
-        return super().obtain(http, request)
+        try:
+            return super().obtain(http, request)
+        except TokenEndpointError as exc:
+            if exc.status_code == 401:  # the app JWT itself was refused: sign anew next time
+                app_jwts.drop(self.app_jwt_key)
+            raise
