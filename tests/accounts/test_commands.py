@@ -119,3 +119,35 @@ def test_listing_shows_last_test(github: GitHubEmulator, app: Integration) -> No
     lines = dict(line.split("\t", 1) for line in ran.out.splitlines())
     assert lines["alpha"].startswith("enabled\tok 200 at ") and "never tested" in lines["beta"]
     assert rsa_pem() not in ran.out
+
+
+
+def log_test(account: Account, *, ok: bool) -> None:
+    CallLog.objects.create(
+        integration=account.integration, account=account, source="api", is_test=True,
+        method="GET", url="http://x/", ok=ok, status_code=200 if ok else 500,
+    )
+
+
+def test_only_failed_picks_the_accounts_whose_own_last_test_failed(
+    github: GitHubEmulator, app: Integration
+) -> None:
+    """--only-failed with accounts: alpha's own last test failed, so alpha is tested
+    again, although the integration's newest test (beta's) passed; beta, and the
+    accounts never tested, are not. The same queries with 5 accounts as with 30."""
+    manage("integrations_accounts", "gh", "--sync")
+    alpha, beta = Account.objects.get(key="alpha"), Account.objects.get(key="beta")
+    counts = []
+    for extra in (0, 25):
+        if extra:
+            add_accounts(app, extra, start=100)  # never tested
+        for args in (("--only-failed",), ("gh", "--only-failed")):
+            log_test(alpha, ok=True)
+            log_test(alpha, ok=False)
+            log_test(beta, ok=True)  # the integration's newest test: passed
+            with CaptureQueriesContext(connection) as queries:
+                ran = manage("integrations_test", *args, "--json")
+            tested = [(r["slug"], r["account"]) for r in json.loads(ran.out)]
+            assert tested == [("gh", "alpha")], (args, ran.err)
+            counts.append(len(queries))
+    assert counts[:2] == counts[2:], counts

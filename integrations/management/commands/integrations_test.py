@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from integrations.calllog import describe_error
 from integrations.models import Account, CallSource, Integration
@@ -98,17 +98,32 @@ class Command(BaseCommand):
             raise CommandError("name one or more slugs, or give --all", returncode=2)
         if slugs:
             found = {i.slug: i for i in Integration.objects.filter(slug__in=slugs)}
+            with_accounts = (
+                set(
+                    Account.objects.filter(integration__slug__in=slugs)
+                    .values_list("integration_id", flat=True)
+                    .distinct()
+                )
+                if only_failed
+                else set()
+            )
             unknown = [slug for slug in dict.fromkeys(slugs) if slug not in found]
             if unknown:
                 raise CommandError(f"unknown integration: {', '.join(unknown)}", returncode=2)
             selected = [found[slug] for slug in dict.fromkeys(slugs)]
             if only_failed:
                 failing = set(last_test_failed(slug__in=slugs))
-                selected = [i for i in selected if i.pk in failing]
+                selected = [i for i in selected if i.pk in failing or i.pk in with_accounts]
             return selected
         enabled = Integration.objects.filter(enabled=True).order_by("slug")
         if only_failed:
-            enabled = enabled.filter(pk__in=last_test_failed(enabled=True))
+            # One with accounts stays: which of its accounts failed is for each
+            # account's own last test to say (only_failed_accounts), not for the
+            # integration's newest test of any account.
+            has_accounts = Exists(Account.objects.filter(integration=OuterRef("pk")))
+            enabled = enabled.annotate(has_accounts=has_accounts).filter(
+                Q(pk__in=last_test_failed(enabled=True)) | Q(has_accounts=True)
+            )
         return list(enabled)
 
     def one_account(self, selected: list[Any], slugs: list[str], key: str) -> list[Target]:
@@ -171,12 +186,14 @@ def label(item: Target | TestResult) -> str:
 
 
 def only_failed_accounts(selected: list[Target]) -> list[Target]:
-    """Of the (integration, account) pairs, those whose account's last test failed
-    (one query); integrations without accounts were filtered already."""
-    ids = [t[1].pk for t in selected if isinstance(t, tuple) and t[1] is not None]
-    if not ids:
+    """Of the (integration, account) pairs, those whose account's own last test failed
+    (one query, by integration: no list of 100,000 ids); integrations without accounts
+    were filtered already."""
+    integrations = {t[0].pk for t in selected if isinstance(t, tuple) and t[1] is not None}
+    if not integrations:
         return selected
-    latest: QuerySet[Any] = Account.objects.filter(pk__in=ids).with_last_test()
+    accounts = Account.objects.filter(integration__in=integrations, enabled=True)
+    latest: QuerySet[Any] = accounts.with_last_test()
     failing = set(latest.filter(last_test_ok=False).values_list("pk", flat=True))
     return [
         t for t in selected if not isinstance(t, tuple) or (t[1] is not None and t[1].pk in failing)
