@@ -8,6 +8,7 @@ import sys
 
 MODULES = [
     "bench.tokens", "bench.calls", "bench.scale", "bench.admin", "bench.signers", "bench.dpop",
+    "bench.telemetry",
     "bench.accounts",
 ]
 
