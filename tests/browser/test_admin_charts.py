@@ -1,7 +1,8 @@
 """The admin's charts in Chromium: the integration page's latency and failure charts and
 the list's 24 h sparklines are inline SVG with readable names, drawn with or without
 JavaScript, and the page fetches nothing from another host. Also takes the docs'
-screenshots (docs/admin.md) of the charts, the sparklines and the accounts list."""
+screenshots (docs/admin.md) of the charts, the sparklines, the accounts list and the
+signing keys page."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from integrations import signingkeys
 from integrations.models import Account, CallLog, Integration
 from tests.browser.conftest import SCREENSHOTS
+from tests.keys import ec_pem
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -179,3 +182,19 @@ def test_accounts_list_screenshot(admin_page, make_integration):
     page.goto("/admin/integrations/account/")
     expect(page.locator("#result_list tbody tr")).to_have_count(4)
     docs_shot(page, "admin-accounts.png")
+
+
+def test_signing_keys_page_screenshot(admin_page, make_integration):
+    """The keys page mid-rollover (docs/admin.md): the active key and a next one."""
+    page, _ = admin_page
+    integration = make_integration(
+        "partner", name="Partner API",
+        auth_config={"algorithm": "ES256", "claims": {"iss": "shop"}},
+        secrets={"key": ec_pem()},
+    )
+    signingkeys.add_next(integration, kind="ec-p256")
+    page.set_viewport_size({"width": 1500, "height": 900})  # the key table's width
+    page.goto(f"/admin/integrations/integration/{integration.pk}/keys/")
+    expect(page.locator("table.signing-keys tr.key-next")).to_have_count(1)
+    expect(page.get_by_role("button", name="Promote next key")).to_be_visible()
+    docs_shot(page, "admin-keys.png")
