@@ -152,6 +152,7 @@ class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
             preview = token_preview(integration)
         except (IntegrationError, NotImplementedError) as exc:
             error = str(exc) or "this auth type cannot preview its token"
+        shown = preview or {}
         context = {
             **self.admin_site.each_context(request),
             "title": f"Token preview: {integration}",
@@ -161,6 +162,12 @@ class TestCallViews(admin.ModelAdmin):  # type: ignore[type-arg]
             "header_json": json.dumps(preview["header"], indent=2) if preview else "",
             "claims_json": json.dumps(preview["claims"], indent=2) if preview else "",
             "times": claim_times(preview["claims"]) if preview else [],
+            # DPoP (RFC 9449): the proofs' header and claims, public key members only
+            # (security.md #34); a client_certificate type's token request (no secret).
+            "dpop_json": json.dumps(shown["dpop"], indent=2) if "dpop" in shown else "",
+            "token_request_json": (
+                json.dumps(shown["token_request"], indent=2) if "token_request" in shown else ""
+            ),
             "error": error,
         }
         return TemplateResponse(request, "admin/integrations/integration/preview.html", context)

@@ -27,6 +27,7 @@ from ..models import Integration
 from ..tokens import PROVIDERS, TokenProvider, auth_type_choices, provider_class
 from ..tokens.custody import SIGNER_FIELD, kept_secrets, moot_secrets
 from ..tokens.sender import INTEGRATION_SECRETS
+from ..tokens.sender_checks import sender_errors
 from ..tokens.signing import key_fingerprint
 from ..validation import auth_errors
 from .certificate import TLS_FIELDS as TLS_FIELDS  # the admin's fieldset
@@ -196,9 +197,14 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             for name, value in secrets.items()
             if name in cls.secret_fields or name in INTEGRATION_SECRETS
         })
-        # The DPoP key generated, the issuer's metadata read: the model's check then
-        # compares the options with it (docs/sender-constrained.md).
-        self.add_named_errors({k: [m] for k, m in prepare_for_save(self.instance).items()})
+        # The DPoP key generated, the issuer's metadata read (with this submit's CA
+        # bundle and timeout): the model's check then compares the options with it.
+        self.instance.ca_bundle = data.get("ca_bundle") or ""
+        self.instance.timeout = data.get("timeout") or self.instance.timeout
+        problems = prepare_for_save(self.instance) or dict(
+            sender_errors(cls, cleaned, self.instance.get_secrets(), self.instance.server_metadata)
+        )  # on the option's own field; the model's check would say it for the whole form
+        self.add_named_errors({name: [message] for name, message in problems.items()})
         return data
 
     def add_named_errors(self, errors: dict[str, list[str]]) -> None:
@@ -283,6 +289,8 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
             checked = self.type_switched or any(self.has_error(n) for n in self.option_names())
             if not checked:
                 error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
+        if error_dict and self.has_error("client_certificate"):
+            error_dict.pop("client_certificate", None)  # said once, by clean()
         super()._update_errors(errors)  # type: ignore[misc]
 
 
