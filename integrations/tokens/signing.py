@@ -1,30 +1,32 @@
-"""Signing keys and JWT minting: the one place a key is parsed or a JWT is signed.
+"""Signing keys: the one place a key is parsed and checked, and the standard claims.
 
-Keys are validated against the algorithm before use (SECURITY 1-3) and parsed once per
-process: loading an RSA PEM costs tens of milliseconds, so parsed keys are cached by a
-digest of their material (a changed key is a different entry).
+JWTs are minted by ``tokens.jws.JWTSigner`` through a key-custody signer
+(``integrations.signers``: a local key, a PKCS#11 token, AWS KMS). Keys are validated
+against the algorithm before use (SECURITY 1-3) and parsed once per process: loading an
+RSA PEM costs tens of milliseconds, so parsed keys are cached by a digest of their
+material (a changed key is a different entry).
 
 Exception messages must not contain sensitive information.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import json
 import time
 import uuid
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from django.views.decorators.debug import sensitive_variables
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from jwt.api_jws import PyJWS
 
 from ..exceptions import InvalidConfiguration
+
+# Re-exported: the RFC 7638 thumbprint has one implementation, signers.base's.
+from ..signers.base import THUMBPRINT_MEMBERS as THUMBPRINT_MEMBERS
+from ..signers.base import jwk_thumbprint as jwk_thumbprint
+from ..signers.base import public_jwk_of
 
 HMAC_ALGORITHMS = {"HS256": 32, "HS384": 48, "HS512": 64}
 RSA_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
@@ -50,12 +52,6 @@ SigningKey = (
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
 )
-
-
-# PyJWT knows Ed25519 keys only under "EdDSA": a JWS instance of our own (the global one
-# is left alone) signs them under RFC 9864's name as well.
-_FULLY_SPECIFIED = PyJWS()
-_FULLY_SPECIFIED.register_algorithm("Ed25519", OKPAlgorithm())
 
 
 def _digest(material: str) -> str:
@@ -231,32 +227,11 @@ def public_key_pem(key: SigningKey) -> str | None:
 
 
 def public_jwk(key: SigningKey) -> dict[str, Any] | None:
-    """The public half as a JWK (RFC 7517), None for a shared secret."""
+    """The public half as a JWK (RFC 7517, allowlisted members only: security.md #33),
+    None for a shared secret."""
     if isinstance(key, bytes):
         return None
-    public = key.public_key()
-    if isinstance(public, rsa.RSAPublicKey):
-        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
-    elif isinstance(public, ec.EllipticCurvePublicKey):
-        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-    else:
-        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
-    return dict(jwk)
-
-
-# RFC 7638 §3.2: the members a thumbprint hashes, per key type.
-THUMBPRINT_MEMBERS = {
-    "RSA": ("e", "kty", "n"),
-    "EC": ("crv", "kty", "x", "y"),
-    "OKP": ("crv", "kty", "x"),
-}
-
-
-def jwk_thumbprint(jwk: dict[str, Any]) -> str:
-    """The RFC 7638 SHA-256 thumbprint of a public JWK, base64url without padding."""
-    members = {name: jwk[name] for name in THUMBPRINT_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    return public_jwk_of(key, use="")
 
 
 @sensitive_variables("material", "key")
@@ -281,50 +256,6 @@ def check_headers(headers: dict[str, Any]) -> None:
         raise InvalidConfiguration(
             f"JOSE header field(s) {', '.join(bad)} may not be configured", field="headers"
         )
-
-
-class Signer:
-    """Signs JWTs with one parsed key; the header's ``alg`` is always ``algorithm``."""
-
-    def __init__(
-        self,
-        algorithm: str,
-        material: str,
-        *,
-        key_id: str = "",
-        extra_headers: dict[str, Any] | None = None,
-    ) -> None:
-        self.algorithm = algorithm
-        self._key = load_signing_key(algorithm, material)
-        headers = dict(extra_headers or {})
-        check_headers(headers)
-        headers["typ"] = headers.get("typ", "JWT")
-        if key_id:
-            headers["kid"] = key_id
-        self.headers = headers
-
-    def __repr__(self) -> str:
-        return f"<Signer {self.algorithm} kid={self.headers.get('kid', '')!r}>"
-
-    @property
-    def public_pem(self) -> str | None:
-        return public_key_pem(self._key)
-
-    @property
-    def public_jwk(self) -> dict[str, Any] | None:
-        return public_jwk(self._key)
-
-    @sensitive_variables("token")
-    def sign(self, claims: dict[str, Any]) -> str:
-        # PyJWT lets an "alg" in headers override ``algorithm`` (SECURITY 1):
-        # check_headers refused it, so the configured algorithm always wins.
-        if self.algorithm == "Ed25519":
-            payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-            return _FULLY_SPECIFIED.encode(
-                payload, self._key, algorithm="Ed25519", headers=self.headers
-            )
-        token = jwt.encode(claims, self._key, algorithm=self.algorithm, headers=self.headers)
-        return token
 
 
 def standard_claims(

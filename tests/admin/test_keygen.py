@@ -9,7 +9,7 @@ from jwcrypto import jwk as jwcrypto_jwk
 
 from integrations import keypairs
 from integrations.exceptions import InvalidConfiguration
-from integrations.tokens.signing import Signer
+from integrations.tokens.jws import JWTSigner as Signer
 from tests import jose
 from tests.keys import CANARY, HMAC_SECRET
 

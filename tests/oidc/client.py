@@ -1,5 +1,5 @@
 """A small OAuth client built from the app's pieces, for driving node-oidc-provider:
-the guarded session, the mTLS adapter, DPoP proofs and nonces, and the Signer for
+the guarded session, the mTLS adapter, DPoP proofs and nonces, and the JWTSigner for
 private_key_jwt assertions. The app's own wiring (providers, models) comes later; this
 is what it will do, kept to what the tests need."""
 
@@ -15,7 +15,8 @@ from integrations.http.mtls import client_ssl_context, mount_client_certificate
 from integrations.http.session import GuardedSession
 from integrations.tokens.assertion import ASSERTION_TYPE
 from integrations.tokens.dpop import DPoPKey, NonceStore, wants_nonce_resource, wants_nonce_token
-from integrations.tokens.signing import Signer, standard_claims
+from integrations.tokens.jws import JWTSigner
+from integrations.tokens.signing import standard_claims
 
 
 def session(ca_path: str, certificate: str | None = None) -> GuardedSession:
@@ -29,7 +30,7 @@ def assertion(client_id: str, key_pem: str, audience: str, algorithm: str = "ES2
     claims = standard_claims(
         {"iss": client_id, "sub": client_id, "aud": audience}, lifetime=60, jti=True
     )
-    return Signer(algorithm, key_pem).sign(claims)
+    return JWTSigner(algorithm, key_pem).sign(claims)
 
 
 class Answer:

@@ -7,7 +7,8 @@ import secrets
 import pytest
 
 from integrations.exceptions import InvalidConfiguration, TokenError
-from integrations.tokens.signing import ALGORITHMS, Signer, load_signing_key, standard_claims
+from integrations.tokens.jws import JWTSigner as Signer
+from integrations.tokens.signing import ALGORITHMS, load_signing_key, standard_claims
 from tests import jose
 from tests.keys import HMAC_SECRET, ec_pem, key_for, rsa_pem, verify_key_for
 from tests.loopback import Reply
