@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.admin.conftest import as_user, users  # noqa: F401  (test_app_admin's fixtures)
 from tests.oidc.server import OIDCProvider, Running
 
 

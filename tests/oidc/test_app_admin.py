@@ -11,7 +11,6 @@ import pytest
 
 from integrations.models import Integration
 from integrations.tokens.sender import DPOP_KEY
-from tests.admin.conftest import as_user, users  # noqa: F401  (fixtures)
 from tests.admin.helpers import ADD, change_url, form_data, form_errors, integration_url
 from tests.keys import key_for
 from tests.oidc.server import OIDCProvider
