@@ -241,6 +241,9 @@ def test_unreachable_kms_fails_the_call_not_the_save(kms, server, tmp_path):
     assert token.code == 1 and "unreachable" in token.err
     assert len(token.err.strip().splitlines()) == 1 and "Traceback" not in token.err
     assert not server.requests  # nothing was sent without a token
+    # The JWKS cannot be served without the key that signs: 503, not a JWKS without it.
+    jwks = Client().get("/integrations/kms/jwks.json")
+    assert jwks.status_code == 503 and jwks["Cache-Control"] == "no-store"
 
 
 def refusing_kms(server: LoopbackServer, kms: dict[str, Any], refuse: dict[str, str]) -> None:
