@@ -273,10 +273,11 @@ def exported_signer(config: Any) -> Any:
 def move_signer_pin(auth: dict[str, Any], entry: str) -> dict[str, Any]:
     """A configuration-file ``auth`` with ``signer.pin`` moved to the ``signer_pin``
     secret (resolved and stored encrypted like any secret; never in ``auth_config``)."""
-    if PIN_FIELD in auth:
+    if auth.get(PIN_FIELD) is not None:
         raise InvalidConfiguration(
             "give the PIN inside the signer, as signer.pin", entry=entry, field=f"auth.{PIN_FIELD}"
         )
+    auth = {name: value for name, value in auth.items() if name != PIN_FIELD}
     signer = auth.get(SIGNER_FIELD)
     if not isinstance(signer, dict) or "pin" not in signer:
         return auth

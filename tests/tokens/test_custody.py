@@ -8,10 +8,17 @@ import threading
 
 import pytest
 
+from integrations.exceptions import InvalidConfiguration
 from integrations.signers.base import jwk_thumbprint
 from integrations.signers.local import LocalSigner
 from integrations.tokens import build_provider
-from integrations.tokens.custody import key_signer, signer_cache, signer_problems
+from integrations.tokens.custody import (
+    exported_auth,
+    key_signer,
+    move_signer_pin,
+    signer_cache,
+    signer_problems,
+)
 from integrations.tokens.jws import JWTSigner
 from tests import jose
 from tests.keys import HMAC_SECRET, ec_pem, public_pem, rsa_pem
@@ -112,3 +119,15 @@ def test_the_preview_shows_the_kid_a_token_will_carry(make_integration):
 def test_signer_settings_are_checked(config, algorithm, pin, message):
     problems = signer_problems(config, algorithm, pin)
     assert any(message in text for _, text in problems), problems
+
+
+def test_the_configuration_file_gives_the_pin_inside_the_signer():
+    """signer.pin becomes the signer_pin secret; a top-level signer_pin is refused (null,
+    as an older export wrote it, is dropped)."""
+    auth = {"signer": {"type": "pkcs11", "pin": {"env": "HSM_PIN"}}, "signer_pin": None}
+    moved = move_signer_pin(auth, "hsm")
+    assert moved == {"signer": {"type": "pkcs11"}, "signer_pin": {"env": "HSM_PIN"}}
+    with pytest.raises(InvalidConfiguration, match="as signer.pin"):
+        move_signer_pin({"signer_pin": "1234"}, "hsm")
+    shown = exported_auth(("key", "signer_pin"), {"signer": {"type": "pkcs11"}})
+    assert shown == {"signer": {"type": "pkcs11", "pin": None}, "key": None}
