@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -48,6 +49,22 @@ class AccountKeyFilter(admin.SimpleListFilter):
         return queryset.filter(account__key=self.value()) if self.value() else queryset
 
 
+class AccountChangeList(ChangeList):
+    """The page first, its last tests after. PostgreSQL computes a select list's
+    subqueries for every row an OFFSET skips: page 1,000 of a list annotated in one
+    query computed 50,000 accounts' last tests to show 50. Now the page's ids come
+    without them (unless a filter or the ordering needs them), then the 50 rows with
+    them: one query more, whatever the page."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        page: Any = self.result_list
+        ids = list(page.values_list("pk", flat=True))
+        rows = Account.objects.filter(pk__in=ids).with_last_test().select_related("integration")
+        by_id = {row.pk: row for row in rows}
+        self.result_list = [by_id[pk] for pk in ids if pk in by_id]
+
+
 class AccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["key", "name", "integration", "enabled", "last_test"]
     list_filter = [IntegrationFilter, "enabled", LastTestFilter]
@@ -56,9 +73,14 @@ class AccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_select_related = ["integration"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False
-    ordering = ["integration", "key"]
+    # By the (integration, key) unique index: "integration" would sort 100,000 rows by
+    # the integration's name to show 50.
+    ordering = ["integration_id", "key"]
     list_per_page = 50
     actions = ["run_test_calls"]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AccountChangeList
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         queryset = cast(AccountQuerySet, super().get_queryset(request))

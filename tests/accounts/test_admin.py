@@ -72,7 +72,11 @@ def test_changelist_and_integration_page_at_constant_queries() -> None:
         page, page_html = queries_for(client, f"/admin/integrations/integration/{app.pk}/change/")
         counts.append((listing, page))
         assert "acct-1" in html and f"{size} accounts; the first" in page_html or size <= 20
+        assert "ok 200" in html  # the last test, fetched for the page's rows only
     assert counts[0] == counts[1], counts
+    # A later page costs what the first does (the page's ids first, then its rows).
+    deep, html = queries_for(client, "/admin/integrations/account/?p=2")
+    assert deep == counts[1][0] and "acct-9" in html and "ok 200" in html
 
 
 def test_filters_and_search() -> None:
