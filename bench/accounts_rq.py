@@ -19,11 +19,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 WORKERS = 4
 COPIES = 2
-TOKEN_DELAY = 0.05
+TOKEN_DELAY = 0.02
 WORKER_CLASS = "rq.worker.SimpleWorker"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +87,7 @@ def bench(count: int) -> None:
                 elapsed = time.perf_counter() - started
             requests = github.token_requests()
             done, failed = logs.count(), logs.filter(ok=False).count()
+            raced = overlapping_pairs(logs)
             app.delete()
     finally:
         delete_redis_keys(client, queue)
@@ -98,10 +100,25 @@ def bench(count: int) -> None:
     )
     print(
         f"  {done:,}/{jobs:,} done, {failed} failed, in {elapsed:.1f} s (enqueueing "
-        "included)"
+        f"included); accounts whose {COPIES} calls were in flight at once: {raced:,}"
     )
     print(
         f"  token requests at the emulator, cluster-wide: {sum(requests.values()):,} for "
         f"{len(requests):,} accounts; exactly one: {once:,}; most for one account: "
         f"{max(requests.values(), default=0)}"
     )
+
+
+def overlapping_pairs(logs: Any) -> int:
+    """Accounts whose logged calls overlapped in time (each row: from ``created_at`` -
+    ``duration_ms`` to ``created_at``): the workers raced for those accounts' tokens."""
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for account, created, duration in logs.values_list("account_id", "created_at", "duration_ms"):
+        end = created.timestamp()
+        spans.setdefault(account, []).append((end - duration / 1000, end))
+    raced = 0
+    for calls in spans.values():
+        calls.sort()
+        if any(later[0] < earlier[1] for earlier, later in zip(calls, calls[1:], strict=False)):
+            raced += 1
+    return raced
