@@ -97,10 +97,8 @@ def forget_tokens() -> None:
     from django.core.cache import cache
 
     from integrations import services
-    from integrations.tokens.presets.github import app_jwts
 
     services.reset()
-    app_jwts.clear()
     cache.clear()
 
 

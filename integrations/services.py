@@ -31,6 +31,7 @@ from .http.transport import transports
 from .models import Account, CallLog, CallSource, Integration
 from .settings import app_settings
 from .tokens.cache import token_cache
+from .tokens.presets.github import app_jwts
 from .tokens.registry import build_provider
 
 
@@ -210,10 +211,11 @@ def run_test(
 
 def reset() -> None:
     """Forget this process's sessions (and with them their circuit breakers), cached
-    tokens and the call log's lost-row report: a test helper, so each test starts as a
+    tokens and app JWTs, and the call log's lost-row report: a test helper, so each test starts as a
     fresh process would."""
     with _sessions_lock:
         _sessions.clear()
     transports.clear()
     token_cache.clear()
+    app_jwts.clear()
     lost_rows.reset()

@@ -45,6 +45,8 @@ class AppJWTs:
 
     def __init__(self) -> None:
         self._jwts: OrderedDict[str, tuple[str, dict[str, Any], float]] = OrderedDict()
+        # The JWT the exchange last refused, by key: its replacement must differ.
+        self._refused: dict[str, str] = {}
         self._lock = threading.Lock()
         os.register_at_fork(after_in_child=self._after_fork)
 
@@ -60,6 +62,10 @@ class AppJWTs:
             cached = self._jwts.get(key)
             if cached is None or time.time() >= cached[2]:
                 jwt, claims = mint()
+                if jwt == self._refused.pop(key, None):
+                    # Signed in the same second from the same claims: the provider
+                    # adds a jti to its second JWT in a row (JWTProvider.mint).
+                    jwt, claims = mint()
                 now = time.time()
                 cached = (jwt, claims, now + (claims["exp"] - now) / 2)
                 self._jwts[key] = cached
@@ -69,12 +75,18 @@ class AppJWTs:
             return cached[0], dict(cached[1])
 
     def drop(self, key: str) -> None:
+        """Forget the JWT the exchange refused: the next one is signed anew, and differs."""
         with self._lock:
-            self._jwts.pop(key, None)
+            cached = self._jwts.pop(key, None)
+            if cached is not None:
+                self._refused[key] = cached[0]
+                while len(self._refused) > APP_JWTS_SIZE:
+                    self._refused.pop(next(iter(self._refused)))
 
     def clear(self) -> None:
         with self._lock:
             self._jwts.clear()
+            self._refused.clear()
 
 
 app_jwts = AppJWTs()
