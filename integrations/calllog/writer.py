@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
 Queued = tuple[str, dict[str, Any]]
 
 
+class _Flush(threading.Event):
+    """A flush request in the queue: set once every row queued before it is written."""
+
+    def __init__(self, close: bool) -> None:
+        super().__init__()
+        self.close = close
+
+
 class BackgroundWriter:
     """Writes queued rows in batches from one thread per process: a call pays for a
     queue put, and the database for one statement and one commit per batch (COPY on
@@ -59,7 +67,7 @@ class BackgroundWriter:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._queue: queue.Queue[Queued | threading.Event] = queue.Queue(self.MAX_QUEUED)
+        self._queue: queue.Queue[Queued | _Flush] = queue.Queue(self.MAX_QUEUED)
         self._wake = threading.Event()
         self._start = threading.Lock()
         self._counts = threading.Lock()
@@ -81,13 +89,14 @@ class BackgroundWriter:
             self._wake.set()  # a full batch is due now
         return True
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None, *, close: bool = True) -> bool:
         """Write every row queued so far now, and wait until they are in; False on
-        timeout. The writer then closes its database connection (a test database can
-        then be dropped)."""
+        timeout. With ``close`` the writer then closes its database connection (a test
+        database can then be dropped); without, it keeps it, as it does between batches
+        (the benchmark, which flushes after every round)."""
         if self._thread is None:
             return True
-        done = threading.Event()
+        done = _Flush(close)
         self._queue.put(done)
         self._wake.set()
         return done.wait(timeout)
@@ -129,7 +138,7 @@ class BackgroundWriter:
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
-            if not isinstance(items[0], threading.Event) and self._queue.qsize() < self.MAX_BATCH:
+            if not isinstance(items[0], _Flush) and self._queue.qsize() < self.MAX_BATCH:
                 # The timer: more rows join this batch until it is due, unless a flush
                 # or a full batch cuts it short.
                 self._wake.wait(self.FLUSH_INTERVAL)
@@ -142,8 +151,8 @@ class BackgroundWriter:
             rows = [item for item in items if isinstance(item, tuple)]
             if rows:
                 self._write(rows)
-            flushes = [item for item in items if isinstance(item, threading.Event)]
-            if flushes:
+            flushes = [item for item in items if isinstance(item, _Flush)]
+            if any(flush.close for flush in flushes):
                 connections.close_all()
             for event in flushes:
                 event.set()
