@@ -7,7 +7,8 @@ benchmark's client does not share its interpreter lock with the server it measur
 
 The child (``python -m bench.emulator``: no Django, no database) reads its settings as
 one JSON line on stdin, prints its URL, then answers one line per command: ``counts``
-(token requests per installation, JSON), ``reset``; end of input stops it.
+(token requests per installation, JSON), ``cpu`` (its CPU seconds so far), ``reset``;
+end of input stops it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,8 @@ def serve() -> None:
                 if line.strip() == "reset":
                     emulator.token_requests.clear()
                     print("ok", flush=True)
+                elif line.strip() == "cpu":
+                    print(json.dumps(time.process_time()), flush=True)
                 else:
                     print(json.dumps(dict(emulator.token_requests)), flush=True)
 
@@ -73,6 +77,10 @@ class GitHubProcess:
         """Token requests per installation id, as the emulator counted them."""
         counts: dict[str, int] = json.loads(self._ask("counts"))
         return counts
+
+    def cpu(self) -> float:
+        """The emulator process's CPU seconds so far (all its threads)."""
+        return float(self._ask("cpu"))
 
     def reset(self) -> None:
         self._ask("reset")
