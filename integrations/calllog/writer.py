@@ -183,7 +183,8 @@ class BackgroundWriter:
             except Exception:
                 with self._counts:
                     self.lost += 1
-                logger.exception("could not write the call log row for %s", slug)
+                rows_lost(1, "lost")
+                logger.exception("could not write the call log row for %s (lost)", slug)
                 connection.close_if_unusable_or_obsolete()
 
 

@@ -108,9 +108,13 @@ def test_calls_and_their_rows_survive_dropped_connections(
         lost = lost_rows.count
     else:
         lost = writer.lost - lost_before[0] + writer.dropped - lost_before[1]
-    assert written + lost == len(calls)  # never silently missing
-    if lost:
-        assert any("lost" in r.getMessage() for r in caplog.records)
+    assert written + lost >= len(calls)  # never silently missing
+    # At least once: a write whose commit the drop cut off may be written again on the
+    # new connection (one row per thread, or one batch, per drop at most).
+    assert written - len(calls) <= DROPS * max(THREADS, writer.MAX_BATCH)
+    if lost:  # said in a log line (the metric is tested with the disk full)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("could not write the call log row" in m or "row(s) lost" in m for m in messages)
     after = CallLog.objects.filter(
         integration=integration, created_at__gt=last_drop + datetime.timedelta(seconds=0.1)
     )
