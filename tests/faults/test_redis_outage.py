@@ -116,6 +116,8 @@ def test_calls_survive_redis_stopping_and_share_again_when_it_returns(
     # Tokens were refreshed in the process meanwhile, one request at a time.
     assert endpoint.requests_between(killed_at + 0.5, restarted_at) >= 1
     assert endpoint.max_in_flight == 1
+    # Logged once for the outage, not per call (a second line only if a connection
+    # broke again right as Redis came back).
     outages = [r for r in caplog.records if "shared token cache unavailable" in r.message]
-    assert len(outages) == 1, [r.message for r in outages]
+    assert 1 <= len(outages) <= 2, [r.message for r in outages]
     assert any("reachable again" in r.message for r in caplog.records)
