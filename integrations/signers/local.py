@@ -1,8 +1,9 @@
 """The local signer: a PEM private key or an HMAC secret held in this process.
 
 Same algorithms and the same checks as the token engine's key loading (HS*, RS*, PS*,
-ES*, EdDSA/Ed25519; RSA >= 2048 bits; HMAC secrets at least as long as the hash), built
-on ``cryptography`` alone so that the JWS comes from ``sign_jwt`` like a device's.
+ES*, EdDSA/Ed25519; RSA >= 2048 bits; HMAC secrets at least as long as the hash and not
+obviously patterned; both parsed and checked by ``signers.material``, as the engine's
+are), built on ``cryptography`` alone so that the JWS comes from ``sign_jwt`` like a device's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from django.views.decorators.debug import sensitive_variables
 
@@ -26,6 +26,7 @@ from .base import (
     describe,
     hash_for,
 )
+from .material import hmac_secret, parse_private_key
 
 _HMAC_HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 
@@ -41,7 +42,7 @@ class LocalSigner(Signer):
         self._secret = b""
         self._key: PrivateKey | None = None
         if self.symmetric:
-            self._secret = _hmac_secret(algorithm, material)
+            self._secret = hmac_secret(algorithm, material)
         else:
             self._key = _private_key(algorithm, material)
 
@@ -70,41 +71,9 @@ class LocalSigner(Signer):
         raise SigningError(f"{algorithm}: no key to sign with")
 
 
-@sensitive_variables("material", "secret")
-def _hmac_secret(algorithm: str, material: str) -> bytes:
-    secret = material.encode("utf-8")
-    needed = HMAC_ALGORITHMS[algorithm]
-    if len(secret) < needed:
-        raise InvalidConfiguration(
-            f"{algorithm} needs a secret of at least {needed} bytes; this one has {len(secret)}",
-            field="key",
-        )
-    if len(set(secret)) < 8:
-        raise InvalidConfiguration(
-            f"{algorithm} secret is not random enough (fewer than 8 distinct bytes)", field="key"
-        )
-    if "-----BEGIN" in material:
-        raise InvalidConfiguration(
-            f"{algorithm} takes a shared secret, not a PEM key; pick an RS/PS/ES/EdDSA "
-            "algorithm for a private key",
-            field="key",
-        )
-    return secret
-
-
 @sensitive_variables("material")
 def _private_key(algorithm: str, material: str) -> PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(material.strip().encode("utf-8"), password=None)
-    except (ValueError, TypeError):
-        raise InvalidConfiguration(
-            f"{algorithm} needs an unencrypted PEM private key; this value does not parse as one",
-            field="key",
-        ) from None
-    except Exception:  # cryptography raises UnsupportedAlgorithm for odd key types
-        raise InvalidConfiguration(
-            "the PEM private key uses an unsupported key type", field="key"
-        ) from None
+    key = parse_private_key(algorithm, material)
     if not isinstance(
         key,
         (
