@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -17,6 +17,9 @@ from .accounts import KEY_PATTERN, KEY_RULE, account_errors
 from .crypto import associated_data, keyring
 from .exceptions import SecretDecryptionError
 from .validation import validate_integration
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
 
 
 class LogCalls(models.TextChoices):
@@ -43,7 +46,49 @@ class IntegrationQuerySet(models.QuerySet["Integration"]):
         })
 
 
-class Integration(models.Model):
+class EncryptedSecrets:
+    """Secret options held in the row's ``encrypted_secrets`` as one AES-GCM ciphertext
+    bound to this row (its model and ``uid``), for Integration and SigningKey."""
+
+    if TYPE_CHECKING:
+        encrypted_secrets: str
+        uid: uuid.UUID
+        _meta: Options[Any]
+
+    def _secrets_owner(self) -> str:
+        """Whose secrets these are, for error messages (never a secret)."""
+        raise NotImplementedError
+
+    def _aad(self) -> bytes:
+        return associated_data(self._meta.label_lower, str(self.uid), "encrypted_secrets")
+
+    def get_secrets(self) -> dict[str, str]:
+        """The decrypted secret options; raises SecretDecryptionError, never guesses."""
+        if not self.encrypted_secrets:
+            return {}
+        try:
+            plaintext = keyring().decrypt(self.encrypted_secrets, self._aad())
+        except SecretDecryptionError as exc:
+            raise SecretDecryptionError(f"{self._secrets_owner()}: {exc}") from None
+        values: dict[str, str] = json.loads(plaintext)
+        return values
+
+    def set_secrets(self, values: dict[str, str]) -> None:
+        """Store these secret options, replacing all others."""
+        clean = {name: value for name, value in values.items() if value}
+        self.encrypted_secrets = (
+            keyring().encrypt(json.dumps(clean, sort_keys=True), self._aad()) if clean else ""
+        )
+
+    def rotate_secrets(self) -> bool:
+        """Re-encrypt under the primary storage key; True when anything changed."""
+        if not self.encrypted_secrets or not keyring().needs_rotation(self.encrypted_secrets):
+            return False
+        self.set_secrets(self.get_secrets())
+        return True
+
+
+class Integration(EncryptedSecrets, models.Model):
     """A remote API and how to authenticate to it.
 
     Auth settings are split by sensitivity: ``auth_config`` holds the auth type's plain
@@ -106,26 +151,8 @@ class Integration(models.Model):
 
     # Secrets ---------------------------------------------------------------
 
-    def _aad(self) -> bytes:
-        return associated_data(self._meta.label_lower, str(self.uid), "encrypted_secrets")
-
-    def get_secrets(self) -> dict[str, str]:
-        """The decrypted secret options; raises SecretDecryptionError, never guesses."""
-        if not self.encrypted_secrets:
-            return {}
-        try:
-            plaintext = keyring().decrypt(self.encrypted_secrets, self._aad())
-        except SecretDecryptionError as exc:
-            raise SecretDecryptionError(f"integration {self.slug!r}: {exc}") from None
-        values: dict[str, str] = json.loads(plaintext)
-        return values
-
-    def set_secrets(self, values: dict[str, str]) -> None:
-        """Store these secret options, replacing all others."""
-        clean = {name: value for name, value in values.items() if value}
-        self.encrypted_secrets = (
-            keyring().encrypt(json.dumps(clean, sort_keys=True), self._aad()) if clean else ""
-        )
+    def _secrets_owner(self) -> str:
+        return f"integration {self.slug!r}"
 
     def update_secrets(self, changes: dict[str, str | None]) -> None:
         """Merge changed secret options; ``None`` or absent keeps the stored value.
@@ -142,13 +169,6 @@ class Integration(models.Model):
 
     def secret_names(self) -> list[str]:
         return sorted(self.get_secrets())
-
-    def rotate_secrets(self) -> bool:
-        """Re-encrypt under the primary storage key; True when anything changed."""
-        if not self.encrypted_secrets or not keyring().needs_rotation(self.encrypted_secrets):
-            return False
-        self.set_secrets(self.get_secrets())
-        return True
 
     @property
     def auth_fingerprint(self) -> str:
@@ -303,7 +323,7 @@ class KeyState(models.TextChoices):
     RETIRED = "retired", _("Retired: published until dropped")
 
 
-class SigningKey(models.Model):
+class SigningKey(EncryptedSecrets, models.Model):
     """A signing key of an integration besides its configured one, for rollover
     (docs/key-custody.md). The configured key is the active key, as it always was; the
     next key (at most one) and retired keys are rows. A next key holds its private PEM,
@@ -342,29 +362,5 @@ class SigningKey(models.Model):
     def __repr__(self) -> str:
         return f"<SigningKey {self.kid!r} {self.state} of integration {self.integration_id}>"
 
-    def _aad(self) -> bytes:
-        return associated_data(self._meta.label_lower, str(self.uid), "encrypted_secrets")
-
-    def get_secrets(self) -> dict[str, str]:
-        """``{"key": pem}`` or ``{"pin": ...}``; SecretDecryptionError, never a guess."""
-        if not self.encrypted_secrets:
-            return {}
-        try:
-            plaintext = keyring().decrypt(self.encrypted_secrets, self._aad())
-        except SecretDecryptionError as exc:
-            raise SecretDecryptionError(f"signing key {self.kid!r}: {exc}") from None
-        values: dict[str, str] = json.loads(plaintext)
-        return values
-
-    def set_secrets(self, values: dict[str, str]) -> None:
-        clean = {name: value for name, value in values.items() if value}
-        self.encrypted_secrets = (
-            keyring().encrypt(json.dumps(clean, sort_keys=True), self._aad()) if clean else ""
-        )
-
-    def rotate_secrets(self) -> bool:
-        """Re-encrypt under the primary storage key; True when anything changed."""
-        if not self.encrypted_secrets or not keyring().needs_rotation(self.encrypted_secrets):
-            return False
-        self.set_secrets(self.get_secrets())
-        return True
+    def _secrets_owner(self) -> str:
+        return f"signing key {self.kid!r}"
