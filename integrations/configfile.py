@@ -23,13 +23,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from .account_import import plan_accounts, save_accounts
 from .certificates import CLIENT_CERTIFICATE
-from .discovery_cache import prepare_for_save
 from .destinations import credential_destination_errors
+from .discovery_cache import prepare_for_save
 from .exceptions import InvalidConfiguration, SecretDecryptionError, SecretUnavailable
 from .models import Integration, LogCalls
 from .settings import app_settings
 from .tokens import provider_class
-from .tokens.custody import drop_moot_secrets, exported_auth, move_signer_pin
+from .tokens.custody import SIGNER_FIELD, drop_moot_secrets, exported_auth, move_signer_pin
 from .tokens.sender import INTEGRATION_SECRETS
 from .validation import option_names, validate_integration
 
@@ -300,6 +300,8 @@ def apply_auth(
             f"unknown option(s) {', '.join(unknown)} for {auth_type}", entry=slug, field="auth"
         )
     entered = [name for name, value in changes.items() if value]
+    if SIGNER_FIELD in auth:  # a signer stated again may be sent to a new server
+        entered.append(SIGNER_FIELD)
     try:
         if auth_type != integration.auth_type and integration.pk:
             # Another auth type's secrets mean nothing here: start from none, but only

@@ -19,6 +19,7 @@ from django import forms
 from .exceptions import SecretDecryptionError
 from .tokens import PROVIDERS, TokenProvider
 from .tokens.base import URLField
+from .tokens.custody import SIGNER_FIELD
 from .urlpaths import origin
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def credential_destination_errors(
     ``entered`` names the secrets typed or generated in this change. Keys are
     ``base_url`` and ``auth.<option>``, as ``validation`` names fields.
     """
-    if old is None or old.pk is None or not old.encrypted_secrets:
+    if old is None or old.pk is None:
         return {}
     cls = PROVIDERS.get(str(new_values.get("auth_type") or old.auth_type))
     if cls is None:
@@ -87,7 +88,13 @@ def credential_destination_errors(
         stored = set(old.secret_names())
     except SecretDecryptionError:
         return {}  # nothing can be kept: the form asks for every secret again
-    kept = sorted((stored & set(cls.secret_fields)) - set(entered))
+    # A device signer (KMS, PKCS#11) is a credential without a secret to type: whoever
+    # points the integration elsewhere would get JWTs signed by the organisation's key.
+    # It must be stated again (the configuration file) or moved by someone who may
+    # manage signing keys (the admin), both of which put SIGNER_FIELD in ``entered``.
+    if (old.auth_config or {}).get(SIGNER_FIELD) and SIGNER_FIELD in cls.Options.base_fields:
+        stored.add(SIGNER_FIELD)
+    kept = sorted((stored & {*cls.secret_fields, SIGNER_FIELD}) - set(entered))
     if not kept:
         return {}
     names = " and ".join(name.replace("_", " ") for name in kept)

@@ -141,7 +141,12 @@ class IntegrationAdmin(SigningKeyViews, TestCallViews):
     ) -> type[ModelForm]:  # type: ignore[type-arg]
         if obj is None or self.has_change_permission(request, obj):
             kwargs["form"] = form_for(self.chosen_type(request, obj))
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        # A new class per request (modelform_factory), so this stays with this request.
+        form.may_move_signer = request.user.has_perm(  # type: ignore[attr-defined]
+            "integrations.manage_signing_keys"
+        )
+        return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> Any:
         main = (None, {"fields": MAIN_FIELDS})

@@ -12,7 +12,7 @@ import copy
 import hashlib
 import logging
 import traceback
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -99,6 +99,9 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
     # A secret of the integration, whatever its auth type (forms/certificate.py).
     client_certificate = client_certificate_field()
 
+    # Set per request by the admin: the user holds integrations.manage_signing_keys.
+    may_move_signer: ClassVar[bool] = False
+
     class Meta:
         model = Integration
         fields = MODEL_FIELDS
@@ -183,8 +186,10 @@ class IntegrationForm(forms.ModelForm):  # type: ignore[type-arg]
                 if cleaned.get(name) is not None and cleaned.get(name) != ""
             }
             new_values = {"base_url": data.get("base_url"), "auth_type": cls.type}
+            # Whoever may manage signing keys may also send a device signer elsewhere.
+            entered = self.entered_secrets | ({SIGNER_FIELD} if self.may_move_signer else set())
             moved = credential_destination_errors(
-                self.instance, {**new_values, "auth_config": options}, self.entered_secrets
+                self.instance, {**new_values, "auth_config": options}, entered
             )
             errors = {name: [message] for name, message in moved.items()}
         self.add_named_errors(errors)
