@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django import forms
 from django.views.decorators.debug import sensitive_variables
 
-from .base import JWTOptions, OptionsForm, URLField
+from .base import JWTOptions, OptionsForm
 from .endpoint import TokenEndpointProvider
-from .sender import (
-    SenderOptionsMixin,
-    dpop_algorithm_field,
-    dpop_field,
-    issuer_field,
-    params_field,
-)
+from .sender import TokenEndpointOptions
 from .signing import standard_claims
 
 if TYPE_CHECKING:
@@ -31,30 +25,15 @@ if TYPE_CHECKING:
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-class ClientAssertionOptions(SenderOptionsMixin, JWTOptions):
+class ClientAssertionOptions(TokenEndpointOptions, JWTOptions):
     fixed_params = ("grant_type", "client_assertion", "client_assertion_type")
 
     client_id = forms.CharField(help_text="Becomes iss and sub of the assertion.")
-    token_url = URLField(
-        required=False,
-        help_text="The authorization server's token endpoint; discovered from the issuer "
-        "when empty.",
-    )
-    issuer = issuer_field()
-    scope = forms.CharField(required=False, help_text="Space-separated.")
     audience = forms.CharField(
         required=False,
         help_text="The assertion's aud when not the token URL (FAPI 2.0: the issuer).",
     )
-    params = params_field()
-    dpop = dpop_field()
-    dpop_algorithm = dpop_algorithm_field()
     claims = None  # type: ignore[assignment]  # iss, sub, aud and jti are fixed by RFC 7523
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        self.require_endpoint(data)
-        return data
 
 
 class ClientAssertionProvider(TokenEndpointProvider):

@@ -16,35 +16,19 @@ from django import forms
 
 from .base import OptionsForm, URLField
 from .endpoint import TokenEndpoint
-from .sender import (
-    SenderOptionsMixin,
-    dpop_algorithm_field,
-    dpop_field,
-    issuer_field,
-    params_field,
-)
+from .sender import TokenEndpointOptions
 
 if TYPE_CHECKING:
     import requests
 
 
-class ClientCertificateOptions(SenderOptionsMixin):
+class ClientCertificateOptions(TokenEndpointOptions):
     client_id = forms.CharField(help_text="The client registered with the certificate.")
     token_url = URLField(
         required=False,
         help_text="The token endpoint (its mTLS address); discovered from the issuer when "
         "empty.",
     )
-    issuer = issuer_field()
-    scope = forms.CharField(required=False, help_text="Space-separated.")
-    params = params_field()
-    dpop = dpop_field()
-    dpop_algorithm = dpop_algorithm_field()
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        self.require_endpoint(data)
-        return data
 
 
 class ClientCertificateProvider(TokenEndpoint):

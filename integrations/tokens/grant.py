@@ -19,15 +19,9 @@ from django import forms
 from django.views.decorators.debug import sensitive_variables
 
 from .assertion import ASSERTION_TYPE
-from .base import JWTOptions, OptionsForm, URLField, secret_field
+from .base import JWTOptions, OptionsForm, secret_field
 from .endpoint import TokenEndpointProvider
-from .sender import (
-    SenderOptionsMixin,
-    dpop_algorithm_field,
-    dpop_field,
-    issuer_field,
-    params_field,
-)
+from .sender import TokenEndpointOptions
 from .signing import standard_claims
 
 if TYPE_CHECKING:
@@ -36,21 +30,11 @@ if TYPE_CHECKING:
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-class GrantOptions(SenderOptionsMixin, JWTOptions):
+class GrantOptions(TokenEndpointOptions, JWTOptions):
     fixed_params = (
         "grant_type", "assertion", "client_secret", "client_assertion", "client_assertion_type"
     )
 
-    token_url = URLField(
-        required=False,
-        help_text="The authorization server's token endpoint; discovered from the issuer "
-        "when empty.",
-    )
-    issuer = issuer_field()
-    scope = forms.CharField(
-        required=False, help_text="Sent as the scope parameter; space-separated."
-    )
-    params = params_field()
     client_id = forms.CharField(
         required=False, help_text="Sent with the grant, for servers that authenticate it."
     )
@@ -62,13 +46,10 @@ class GrantOptions(SenderOptionsMixin, JWTOptions):
         initial=False,
         help_text="Authenticate client_id with a client assertion signed by the same key.",
     )
-    dpop = dpop_field()
-    dpop_algorithm = dpop_algorithm_field()
 
     @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        self.require_endpoint(data)
         if (data.get("client_secret") or data.get("client_assertion")) and not data.get(
             "client_id"
         ):

@@ -9,6 +9,9 @@ without query or fragment, ``iat``, a unique ``jti``, ``ath`` on resource reques
 the origin's nonce when it gave one; the ``jwk`` header holds public members only
 (security.md #34). A ``use_dpop_nonce`` answer is retried once, never looped.
 
+``TokenEndpointOptions`` declares once the options of the flows that may be
+sender-constrained (token URL or issuer, scope, params, DPoP) and checks them.
+
 The client certificate (``integrations.certificates``) and the DPoP key are secrets of
 the integration, not options of an auth type: they survive a change of auth type, are
 never exported, and never leave this process (TLS and proofs prove possession, nothing
@@ -25,6 +28,7 @@ from django import forms
 
 from ..certificates import CLIENT_CERTIFICATE
 from ..exceptions import InvalidConfiguration
+from .base import URLField
 from .discovery import check_issuer
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .dpop import DEFAULT_ALGORITHM, DPoPKey, NonceStore, wants_nonce_resource
@@ -121,26 +125,43 @@ def ensure_dpop_key(integration: KeyHolder) -> DPoPKey | None:
 # -- options shared by the flows that may be sender-constrained ----------------------
 
 
-def issuer_field() -> forms.CharField:
-    return forms.CharField(
+class TokenEndpointOptions(forms.Form):
+    """The options of a flow that asks a token endpoint for a token it may bind to a
+    DPoP key or the client certificate (jwt_grant, client_assertion,
+    client_certificate), declared once, and their checks. A flow re-declares a field to
+    change its help or whether it is required; ``fixed_params``: form fields the flow
+    sets."""
+
+    fixed_params: tuple[str, ...] = ("grant_type",)
+
+    client_id = forms.CharField(help_text="The client's id at the authorization server.")
+    token_url = URLField(
+        required=False,
+        help_text="The authorization server's token endpoint; discovered from the issuer "
+        "when empty.",
+    )
+    issuer = forms.CharField(
         required=False,
         help_text="The authorization server's issuer URL. Its metadata (RFC 8414) is read "
         "on save: token_url may then stay empty, and the algorithms are checked.",
     )
-
-
-def dpop_field() -> forms.BooleanField:
-    return forms.BooleanField(
+    scope = forms.CharField(
+        required=False, help_text="Sent as the scope parameter; space-separated."
+    )
+    params = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='Extra form fields of the token request; a list sends the field once per '
+        'item, e.g. {"resource": ["https://a.example/", "https://b.example/"]} (RFC 8707).',
+    )
+    dpop = forms.BooleanField(
         label="DPoP",
         required=False,
         initial=False,
         help_text="Sender-constrained tokens (RFC 9449): a proof key is generated on save "
         "and every request carries a proof of it.",
     )
-
-
-def dpop_algorithm_field() -> forms.ChoiceField:
-    return forms.ChoiceField(
+    dpop_algorithm = forms.ChoiceField(
         label="DPoP algorithm",
         choices=[(name, name) for name in DPOP_ALGORITHMS],
         initial=DEFAULT_ALGORITHM,
@@ -148,21 +169,10 @@ def dpop_algorithm_field() -> forms.ChoiceField:
         help_text="The proof key's algorithm; changing it generates a new key.",
     )
 
-
-def params_field() -> forms.JSONField:
-    return forms.JSONField(
-        required=False,
-        initial=dict,
-        help_text='Extra form fields of the token request; a list sends the field once per '
-        'item, e.g. {"resource": ["https://a.example/", "https://b.example/"]} (RFC 8707).',
-    )
-
-
-class SenderOptionsMixin(forms.Form):
-    """Checks for ``issuer``, ``dpop_algorithm`` and ``params`` (forms list the fields
-    themselves, in their own order). ``fixed_params``: form fields the flow sets."""
-
-    fixed_params: tuple[str, ...] = ("grant_type",)
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        self.require_endpoint(data)
+        return data
 
     def clean_issuer(self) -> str:
         issuer = str(self.cleaned_data.get("issuer") or "")
