@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ("integrations", "0004_account"),
+        ("integrations", "0003_accounts_signing_keys_discovery"),
     ]
 
     operations = [
