@@ -54,8 +54,8 @@ def bench(count: int) -> None:
     from bench.emulator import GitHubProcess
     from bench.scale import workers
     from integrations.models import CallLog
-    from tests.accounts.helpers import delete_redis_keys
     from tests.keys import public_pem, rsa_pem
+    from tests.workers import delete_redis_keys
 
     call_command("migrate", verbosity=0)
     queue = f"bench-accounts-{uuid.uuid4().hex[:10]}"

@@ -39,19 +39,3 @@ def add_accounts(integration: Integration, count: int, *, start: int = 1) -> lis
     ]
     accounts[0].full_clean()
     return Account.objects.bulk_create(accounts)
-
-
-def delete_redis_keys(client: Any, name: str) -> None:
-    """Delete a run's keys from a shared Redis: those naming ``name`` (its queue, its
-    cache prefix), and rq's job, result and worker keys of the queue ``name``, which do
-    not name it (they would otherwise linger until their TTLs)."""
-    for key in client.scan_iter(match=f"*{name}*"):
-        client.delete(key)
-    client.srem("rq:queues", f"rq:queue:{name}")
-    for key in client.scan_iter(match="rq:job:*"):
-        if client.type(key) == b"hash" and client.hget(key, "origin") == name.encode():
-            job = key.decode().rsplit(":", 1)[1]
-            client.delete(key, f"rq:results:{job}")
-    for key in client.scan_iter(match="rq:worker:*"):
-        if client.type(key) == b"hash" and name.encode() in (client.hget(key, "queues") or b""):
-            client.delete(key)

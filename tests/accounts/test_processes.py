@@ -5,45 +5,32 @@ account, and every process sends each account the same token, its own."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.accounts.emulators import GitHubEmulator
+from tests.commands.helpers import ROOT
 from tests.keys import public_pem, rsa_pem
+from tests.workers import redis_namespace, run_together
 
 pytestmark = pytest.mark.redis
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 PROCESSES = 4
 ACCOUNTS = 5
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A cache key prefix no other run uses, or a skip saying why; its keys are deleted
     afterwards (never the database's others)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("REQUIRE_REDIS"):
-            pytest.fail(f"REQUIRE_REDIS is set but Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis on 127.0.0.1:6379 is unreachable ({type(exc).__name__}); CI has it")
-    prefix = f"accounts-proc-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(match=f"{prefix}*"):
-        client.delete(key)
-    client.close()
+    with redis_namespace(REDIS_URL, "accounts-proc") as prefix:
+        yield prefix
 
 
 def test_processes_times_accounts_make_one_token_request_per_account(
@@ -68,31 +55,7 @@ def test_processes_times_accounts_make_one_token_request_per_account(
             [*command, "setup", slug, github.base_url, str(ACCOUNTS)],
             env=env, cwd=ROOT, check=True, timeout=120,
         )
-        workers = [
-            subprocess.Popen(
-                [*command, "call", slug, str(ACCOUNTS)], env=env, cwd=ROOT, text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )
-            for _ in range(PROCESSES)
-        ]
-        try:
-            for worker in workers:
-                assert worker.stdout and worker.stdout.readline().strip() == "ready", (
-                    worker.stderr.read() if worker.stderr else ""
-                )
-            for worker in workers:
-                assert worker.stdin
-                worker.stdin.write("go\n")
-                worker.stdin.flush()
-            results = []
-            for worker in workers:
-                out, err = worker.communicate(timeout=90)
-                assert worker.returncode == 0, err
-                results.append(json.loads(out.strip().splitlines()[-1]))
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
+        results = run_together([*command, "call", slug, str(ACCOUNTS)], PROCESSES, env, 90)
         requests = dict(github.token_requests)
         owners = dict(github.tokens)
     assert requests == {str(n): 1 for n in installations}, requests

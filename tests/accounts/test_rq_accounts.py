@@ -6,21 +6,18 @@ one token request per account cluster-wide, counted at the emulator."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.accounts.emulators import GitHubEmulator
-from tests.accounts.helpers import delete_redis_keys
 from tests.commands.helpers import ROOT, manage
 from tests.keys import public_pem, rsa_pem
+from tests.workers import redis_namespace, rq_env, run_rq_workers
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 WORKERS = 4
@@ -43,31 +40,12 @@ enqueue_tests([(app, account) for account in accounts for _ in range({copies})])
 def redis_queue() -> Iterator[str]:
     """A queue name (also the cache's key prefix) no other run uses; its Redis keys
     are deleted afterwards."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("REQUIRE_REDIS"):
-            pytest.fail(f"REQUIRE_REDIS is set but Redis is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    name = f"accounts-rq-{uuid.uuid4().hex[:12]}"
-    yield name
-    delete_redis_keys(client, name)
-    client.close()
+    with redis_namespace(REDIS_URL, "accounts-rq") as name:
+        yield name
 
 
 def test_four_rq_workers_request_one_token_per_account(tmp_path: Path, redis_queue: str) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "CACHE_URL": REDIS_URL,
-        "TEST_RQ_URL": REDIS_URL,
-        "TEST_RQ_QUEUE": redis_queue,
-        "WORKER_KEY": rsa_pem(),
-    }
+    env = rq_env(tmp_path, REDIS_URL, redis_queue, WORKER_KEY=rsa_pem())
     installations = {n: f"acct-{n}" for n in range(1, ACCOUNTS + 1)}
     with GitHubEmulator(
         installations, token_delay=0.3, public_key=public_pem(rsa_pem())
@@ -79,27 +57,8 @@ def test_four_rq_workers_request_one_token_per_account(tmp_path: Path, redis_que
         )
         ran = manage("shell", "-c", ENQUEUE.format(copies=COPIES), env=env)
         assert ran.code == 0, ran.err[-2000:]
-        workers = [
-            subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "rqworker", "--burst",
-                 "--job-class", "django_tasks_rq.Job", redis_queue],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                stderr=open(tmp_path / f"worker-{n}.log", "w"),
-            )
-            for n in range(WORKERS)
-        ]
-        try:
-            deadline = time.monotonic() + DEADLINE
-            for worker in workers:
-                worker.wait(timeout=max(1, deadline - time.monotonic()))
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.wait()
+        run_rq_workers(env, redis_queue, WORKERS, tmp_path, DEADLINE)
         requests = dict(github.token_requests)
-    logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in range(WORKERS))
-    assert all(worker.returncode == 0 for worker in workers), logs[-3000:]
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         rows = db.execute(
             "SELECT a.key, l.source, l.ok FROM integrations_calllog l "

@@ -8,21 +8,18 @@ SQLite file and Redis database 6, on a queue and cache prefix of this test's own
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.commands.helpers import ROOT, Ran, manage
+from tests.commands.helpers import Ran, manage
 from tests.keys import HMAC_SECRET
 from tests.loopback import LoopbackServer, Reply
+from tests.workers import redis_namespace, rq_env, run_rq_workers
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
 WORKERS = 4
@@ -34,33 +31,13 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 @pytest.fixture
 def redis_queue() -> Iterator[str]:
     """A queue name no other run uses; its Redis keys are deleted afterwards."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("REQUIRE_REDIS"):  # CI: the engine's proof must not vanish
-            pytest.fail(f"REQUIRE_REDIS is set but Redis is not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    name = f"h5-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for key in client.scan_iter(match=f"*{name}*"):
-        client.delete(key)
-    client.close()
+    with redis_namespace(REDIS_URL, "h5-test") as name:
+        yield name
 
 
 @pytest.fixture
 def env(tmp_path: Path, redis_queue: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "CACHE_URL": REDIS_URL,
-        "TEST_RQ_URL": REDIS_URL,
-        "TEST_RQ_QUEUE": redis_queue,
-        "H5_SHARED_SECRET": HMAC_SECRET,
-    }
+    return rq_env(tmp_path, REDIS_URL, redis_queue, H5_SHARED_SECRET=HMAC_SECRET)
 
 
 def manage_ok(env: dict[str, str], *args: str) -> Ran:
@@ -133,26 +110,7 @@ def test_four_rq_workers_run_enqueued_tests_with_one_token_request(
            "from integrations.tasks import enqueue_tests\n"
            "enqueue_tests([Integration.objects.get(slug='shared')] * 7)")
 
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "rqworker", "--burst",
-             "--job-class", "django_tasks_rq.Job", redis_queue],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / f"worker-{n}.log", "w"),
-        )
-        for n in range(WORKERS)
-    ]
-    try:
-        deadline = time.monotonic() + DEADLINE
-        for worker in workers:
-            worker.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-    logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in range(WORKERS))
-    assert all(worker.returncode == 0 for worker in workers), logs[-3000:]
+    run_rq_workers(env, redis_queue, WORKERS, tmp_path, DEADLINE)
 
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         rows = db.execute(
