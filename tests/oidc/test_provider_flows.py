@@ -4,6 +4,7 @@ provider, and its protected resources (tests/oidc/provider.mjs)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -66,14 +67,16 @@ def test_discovery_refuses_an_unknown_issuer_path(oidc: OIDCProvider) -> None:
 # -- private_key_jwt + DPoP (security.md #34) --
 
 
-def dpop_token(oidc: OIDCProvider, key: DPoPKey, nonces: NonceStore) -> str:
-    answer = client.token_request(
-        client.session(oidc.ca_path),
-        oidc.token_url,
-        assertion_form(oidc, "dpop"),
-        dpop=key,
-        nonces=nonces,
+def assertion_token_request(oidc: OIDCProvider, client_id: str, **dpop: Any) -> client.Answer:
+    """A client_credentials grant at the token URL with ``client_id``'s private_key_jwt
+    assertion (and a DPoP proof with ``dpop=key, nonces=...``)."""
+    return client.token_request(
+        client.session(oidc.ca_path), oidc.token_url, assertion_form(oidc, client_id), **dpop
     )
+
+
+def dpop_token(oidc: OIDCProvider, key: DPoPKey, nonces: NonceStore) -> str:
+    answer = assertion_token_request(oidc, "dpop", dpop=key, nonces=nonces)
     assert answer.status == 200, answer.json
     assert answer.json["token_type"] == "DPoP"
     return str(answer.json["access_token"])
@@ -81,32 +84,18 @@ def dpop_token(oidc: OIDCProvider, key: DPoPKey, nonces: NonceStore) -> str:
 
 def test_private_key_jwt_with_dpop_retries_once_for_the_nonce(oidc: OIDCProvider) -> None:
     key, nonces = DPoPKey.generate(), NonceStore()
-    answer = client.token_request(
-        client.session(oidc.ca_path),
-        oidc.token_url,
-        assertion_form(oidc, "dpop"),
-        dpop=key,
-        nonces=nonces,
-    )
+    answer = assertion_token_request(oidc, "dpop", dpop=key, nonces=nonces)
     assert answer.status == 200, answer.json
     assert answer.attempts == 2  # use_dpop_nonce, then the retry with the nonce
     assert answer.json["token_type"] == "DPoP"
     assert nonces.get(oidc.token_url)
     # The nonce is kept: the next request needs no retry.
-    again = client.token_request(
-        client.session(oidc.ca_path),
-        oidc.token_url,
-        assertion_form(oidc, "dpop"),
-        dpop=key,
-        nonces=nonces,
-    )
+    again = assertion_token_request(oidc, "dpop", dpop=key, nonces=nonces)
     assert again.status == 200 and again.attempts == 1, again.json
 
 
 def test_dpop_client_without_a_proof_is_refused(oidc: OIDCProvider) -> None:
-    answer = client.token_request(
-        client.session(oidc.ca_path), oidc.token_url, assertion_form(oidc, "dpop")
-    )
+    answer = assertion_token_request(oidc, "dpop")
     assert answer.status == 400
     assert answer.json["error"] == "invalid_grant"
 
@@ -198,17 +187,13 @@ def test_a_stored_key_reloaded_from_pem_proves_the_same_binding(oidc: OIDCProvid
 
 
 def test_private_key_jwt_without_dpop_gives_a_bearer_token(oidc: OIDCProvider) -> None:
-    answer = client.token_request(
-        client.session(oidc.ca_path), oidc.token_url, assertion_form(oidc, "assertion")
-    )
+    answer = assertion_token_request(oidc, "assertion")
     assert answer.status == 200, answer.json
     assert answer.json["token_type"] == "Bearer"
 
 
 def test_a_client_registered_by_jwks_uri(oidc: OIDCProvider) -> None:
-    answer = client.token_request(
-        client.session(oidc.ca_path), oidc.token_url, assertion_form(oidc, "rollover")
-    )
+    answer = assertion_token_request(oidc, "rollover")
     assert answer.status == 200, answer.json
 
 
