@@ -71,27 +71,38 @@ def check_jwt(
     return header, claims, problem, True
 
 
-class AuthServer:
+class JWTVerifier:
+    """Verifies the JWTs an emulator is sent (``check_jwt``) against one key and a
+    provider's rules, given as ``verify_key=``, ``algorithm=`` and ``rules=``."""
+
+    def __init__(self, *, verify_key: str | bytes, algorithm: str, rules: list[Rule]) -> None:
+        self.verify_key = verify_key
+        self.algorithm = algorithm
+        self.rules = rules
+
+    def check(
+        self, token: str, request: Recorded
+    ) -> tuple[dict[str, Any], dict[str, Any], str | None, bool]:
+        return check_jwt(token, self.verify_key, self.algorithm, self.rules, request)
+
+
+class AuthServer(JWTVerifier):
     """A token endpoint at ``path`` that trades verified assertions for access tokens."""
 
     def __init__(
         self,
         server: LoopbackServer,
         *,
-        verify_key: str | bytes,
-        algorithm: str,
-        rules: list[Rule],
         path: str = "/token",
         method: str = "POST",
         answer: Callable[[str, int], dict[str, Any]] | None = None,
         expires_in: int = 3600,
         delay: float = 0.0,
         form: Callable[[Recorded], str | None] | None = None,
+        **verification: Any,
     ) -> None:
+        super().__init__(**verification)
         self.server = server
-        self.verify_key = verify_key
-        self.algorithm = algorithm
-        self.rules = rules
         self.path = path
         self.expires_in = expires_in
         self.delay = delay
@@ -124,9 +135,7 @@ class AuthServer:
             problem = self.form_rule(request)
             if problem:
                 return Reply(400, {"error": "invalid_request", "error_description": problem})
-        header, claims, problem, signed = check_jwt(
-            assertion, self.verify_key, self.algorithm, self.rules, request
-        )
+        header, claims, problem, signed = self.check(assertion, request)
         if problem:
             status = 400 if signed else 401
             return Reply(status, {"error": "invalid_grant", "error_description": problem})
@@ -149,7 +158,7 @@ class AuthServer:
         return Reply(200, {"ok": True})
 
 
-class BearerAPI:
+class BearerAPI(JWTVerifier):
     """An API at ``path`` that verifies the JWT on each call against a provider's rules:
     401 with the reason when one is broken."""
 
@@ -157,17 +166,13 @@ class BearerAPI:
         self,
         server: LoopbackServer,
         *,
-        verify_key: str | bytes,
-        algorithm: str,
-        rules: list[Rule],
         path: str = "/api/resource",
         method: str = "GET",
         scheme: str = "Bearer",
         header: str = "Authorization",
+        **verification: Any,
     ) -> None:
-        self.verify_key = verify_key
-        self.algorithm = algorithm
-        self.rules = rules
+        super().__init__(**verification)
         self.scheme = scheme
         self.header = header
         self.accepted: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -177,9 +182,7 @@ class BearerAPI:
         scheme, _, token = request.headers.get(self.header, "").partition(" ")
         if scheme != self.scheme:
             return Reply(401, {"errors": [{"detail": f"expected {self.scheme} scheme"}]})
-        header, claims, problem, _ = check_jwt(
-            token, self.verify_key, self.algorithm, self.rules, request
-        )
+        header, claims, problem, _ = self.check(token, request)
         if problem:
             return Reply(401, {"errors": [{"detail": problem}]})
         self.accepted.append((header, claims))
