@@ -31,8 +31,12 @@ def rsa_pem(bits: int = 2048) -> str:
     return _pem(rsa.generate_private_key(public_exponent=65537, key_size=bits))
 
 
-@functools.cache
 def ec_pem(curve: str = "P-256") -> str:
+    return _ec_pem(curve)  # ec_pem() and ec_pem("P-256") are one key
+
+
+@functools.cache
+def _ec_pem(curve: str) -> str:
     curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
     return _pem(ec.generate_private_key(curves[curve]))
 

@@ -19,7 +19,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tests import jose
-from tests.keys import rsa_pem
+from tests.keys import rsa_pem, verify_key_for
 from tests.loopback import LoopbackServer, Recorded, Reply
 
 # rule(header, claims, request) -> None when the assertion is acceptable, else why not.
@@ -73,10 +73,13 @@ def check_jwt(
 
 class JWTVerifier:
     """Verifies the JWTs an emulator is sent (``check_jwt``) against one key and a
-    provider's rules, given as ``verify_key=``, ``algorithm=`` and ``rules=``."""
+    provider's rules, given as ``algorithm=``, ``rules=`` and ``verify_key=``: by default
+    the test key of the algorithm (tests/keys.py), as the integrations sign with."""
 
-    def __init__(self, *, verify_key: str | bytes, algorithm: str, rules: list[Rule]) -> None:
-        self.verify_key = verify_key
+    def __init__(
+        self, *, algorithm: str, rules: list[Rule], verify_key: str | bytes | None = None
+    ) -> None:
+        self.verify_key = verify_key_for(algorithm) if verify_key is None else verify_key
         self.algorithm = algorithm
         self.rules = rules
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 def grant_setup(server, make_integration, **auth_options):
     auth = AuthServer(
-        server, verify_key=public_pem(rsa_pem()), algorithm="RS256", rules=[], **auth_options
+        server, algorithm="RS256", rules=[], **auth_options
     )
     make_integration(
         base_url=f"{server.url}/api/",
@@ -42,7 +42,6 @@ def grant_setup(server, make_integration, **auth_options):
 def exchange_setup(server, make_integration, **auth_options):
     auth = AuthServer(
         server,
-        verify_key=HMAC_SECRET.encode(),
         algorithm="HS256",
         rules=[],
         path="/exchange",

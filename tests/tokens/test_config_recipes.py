@@ -9,7 +9,6 @@ import pytest
 
 from integrations import services
 from integrations.configfile import export_config, import_config
-from tests.keys import public_pem, rsa_pem
 from tests.tokens.emulators import SCOPES, AuthServer, expect, key_file
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +19,6 @@ def test_google_key_file_imported_from_a_file_round_trips(server, tmp_path):
     grant works; export writes the secret as null and re-importing it keeps the key."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[expect(header_kid="8f2c1d", iss="robot@demo.iam.gserviceaccount.com")],
     )

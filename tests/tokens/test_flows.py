@@ -18,7 +18,7 @@ from integrations.exceptions import (
     TokenError,
 )
 from integrations.models import CallLog
-from tests.keys import CANARY, HMAC_SECRET, ec_pem, public_pem, rsa_pem
+from tests.keys import CANARY, HMAC_SECRET, ec_pem, rsa_pem
 from tests.loopback import Reply
 from tests.tokens.emulators import AuthServer, claims_within, expect
 
@@ -59,7 +59,6 @@ def test_jwt_grant_trades_the_assertion_and_reuses_the_access_token(server, make
     token URL by default; the access token is sent as Bearer and reused."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[claims_within(600), expect(iss="shop", sub="robot", header_kid="k1")],
         form=grant_form,
@@ -79,7 +78,6 @@ def test_jwt_grant_with_a_broken_rule_is_refused_with_a_typed_error(server, make
     error and description and never the assertion or key (SECURITY 26)."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[expect(aud="https://elsewhere.example/token")],
     )
@@ -181,7 +179,6 @@ def test_client_assertion_sends_private_key_jwt(server, make_integration):
     fresh uuid4 jti on every assertion (replays are refused by the emulator)."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(ec_pem()),
         algorithm="ES256",
         rules=[claims_within(300), expect(iss="app-123", sub="app-123")],
         form=client_form,
@@ -205,7 +202,6 @@ def test_client_assertion_audience_and_params(server, make_integration):
     """Auth0-style: aud overridden by `audience`, extra form params sent as given."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(ec_pem()),
         algorithm="ES256",
         rules=[expect(aud="https://tenant.example/")],
         form=lambda r: None if r.form.get("audience") == "https://api.example/" else "audience",
@@ -258,7 +254,6 @@ def test_jwt_exchange_reads_token_and_expiry_fields(server, make_integration, ex
     epoch seconds) read from the configured fields; the token is reused until then."""
     auth = AuthServer(
         server,
-        verify_key=HMAC_SECRET.encode(),
         algorithm="HS256",
         rules=[claims_within(300), expect(iss="shop")],
         path="/exchange",
@@ -277,7 +272,6 @@ def test_jwt_exchange_method_and_expires_in(server, make_integration):
     """exchange_method is honoured; without expires_field in the answer, expires_in is used."""
     auth = AuthServer(
         server,
-        verify_key=HMAC_SECRET.encode(),
         algorithm="HS256",
         rules=[],
         path="/exchange",
@@ -315,7 +309,6 @@ def test_client_assertion_with_a_broken_rule_is_refused(server, make_integration
     token URL) with invalid_client; the typed error carries it, not the assertion."""
     auth = AuthServer(
         server,
-        verify_key=public_pem(ec_pem()),
         algorithm="ES256",
         rules=[expect(aud="https://tenant.example/")],
     )

@@ -28,7 +28,6 @@ pytestmark = pytest.mark.django_db
 def app_store_emulator(server):
     return BearerAPI(
         server,
-        verify_key=public_pem(ec_pem()),
         algorithm="ES256",
         path="/v1/apps",
         rules=[
@@ -91,7 +90,6 @@ def snowflake_emulator(server):
 
     return BearerAPI(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         method="POST",
         path="/api/v2/statements",
@@ -159,7 +157,6 @@ def atlassian_emulator(server, path, context=""):
 
     return BearerAPI(
         server,
-        verify_key=HMAC_SECRET.encode(),
         algorithm="HS256",
         path=path,
         scheme="JWT",

@@ -11,7 +11,7 @@ import pytest
 
 from integrations import services
 from integrations.exceptions import TokenEndpointError
-from tests.keys import ec_pem, public_pem, rsa_pem
+from tests.keys import ec_pem, rsa_pem
 from tests.tokens.emulators import AuthServer, claims_within, expect, not_after, refused_on_save
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.django_db
 def github_emulator(server):
     return AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[claims_within(600), expect(iss="Iv1.abc123", header_alg="RS256"), not_after(50)],
         path="/api/v3/app/installations/42/access_tokens",

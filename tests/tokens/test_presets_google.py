@@ -9,7 +9,7 @@ import pytest
 
 from integrations import services
 from integrations.exceptions import TokenEndpointError
-from tests.keys import CANARY, ec_pem, public_pem, rsa_pem
+from tests.keys import CANARY, ec_pem, rsa_pem
 from tests.tokens.emulators import (
     SCOPES,
     AuthServer,
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.django_db
 def google_emulator(server):
     auth = AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[
             claims_within(3600, from_iat=True),
@@ -86,7 +85,6 @@ def self_signed_emulator(server):
     email = "robot@demo.iam.gserviceaccount.com"
     return BearerAPI(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         path="/v1/projects/demo/topics",
         rules=[

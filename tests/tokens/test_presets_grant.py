@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from integrations import services
 from integrations.configfile import import_config
 from integrations.exceptions import InvalidConfiguration, TokenEndpointError
-from tests.keys import public_pem, rsa_pem
+from tests.keys import rsa_pem
 from tests.tokens.emulators import (
     AuthServer,
     claims_within,
@@ -66,7 +66,6 @@ def box_jti(header, claims, request):
 def box_emulator(server):
     return AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         rules=[
             claims_within(60),
@@ -128,7 +127,6 @@ def test_box_emulator_refuses_broken_rules(server, make_integration, options, re
 def salesforce_emulator(server):
     auth = AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         path="/services/oauth2/token",
         rules=[
@@ -181,7 +179,6 @@ USER_GUID = str(uuid.UUID(int=7))
 def docusign_emulator(server):
     return AuthServer(
         server,
-        verify_key=public_pem(rsa_pem()),
         algorithm="RS256",
         path="/oauth/token",
         rules=[

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.commands.helpers import ROOT
-from tests.keys import public_pem, rsa_pem
+from tests.keys import rsa_pem
 from tests.tokens.emulators import AuthServer
 from tests.workers import redis_namespace, run_together
 
@@ -34,7 +34,7 @@ def test_processes_on_a_cold_integration_request_one_token(server, slug, tmp_pat
     services.request, cause exactly one token request cluster-wide (cache.add lock in
     Redis, re-checked after taking it); all send the same access token."""
     auth = AuthServer(
-        server, verify_key=public_pem(rsa_pem()), algorithm="RS256", rules=[], delay=0.5
+        server, algorithm="RS256", rules=[], delay=0.5
     )
     env = {
         **os.environ,
