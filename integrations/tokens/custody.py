@@ -171,25 +171,45 @@ class SignerCache:
         self.size = size
         self._signers: OrderedDict[tuple[str, str], KeySigner] = OrderedDict()
         self._lock = threading.Lock()
+        # One build at a time per key: 32 threads starting a run over one integration's
+        # accounts would otherwise each parse (or open) the same key.
+        self._building: dict[tuple[str, str], threading.Lock] = {}
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         # A lock held by another thread at fork time would never be released here.
         self._lock = threading.Lock()
+        self._building = {}
 
-    def get(self, owner: str, version: str, build: Callable[[], KeySigner]) -> KeySigner:
-        key = (owner, version)
+    def _cached(self, key: tuple[str, str]) -> KeySigner | None:
         with self._lock:
             signer = self._signers.get(key)
             if signer is not None:
                 self._signers.move_to_end(key)
-                return signer
-        signer = build()  # outside the lock: a device may be slow to open
+            return signer
+
+    def get(self, owner: str, version: str, build: Callable[[], KeySigner]) -> KeySigner:
+        key = (owner, version)
+        signer = self._cached(key)
+        if signer is not None:
+            return signer
         with self._lock:
-            signer = self._signers.setdefault(key, signer)
-            self._signers.move_to_end(key)
-            while len(self._signers) > self.size:
-                self._signers.popitem(last=False)
+            building = self._building.setdefault(key, threading.Lock())
+        # Outside the cache's lock: a device may be slow to open, and other keys wait
+        # for nothing.
+        try:
+            with building:
+                signer = self._cached(key)
+                if signer is None:
+                    signer = build()
+                    with self._lock:
+                        signer = self._signers.setdefault(key, signer)
+                        self._signers.move_to_end(key)
+                        while len(self._signers) > self.size:
+                            self._signers.popitem(last=False)
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
         return signer
 
     def signers(self, owner: str | None = None) -> list[KeySigner]:
