@@ -201,20 +201,19 @@ def error_class(row: CallLog) -> str | None:
     return "Disabled" if row.error == "disabled" else "Error"
 
 
-def _transition(tested: Tested, row: CallLog, needed: int) -> Transition | None:
-    """The change ``row`` (the newest test call of ``tested``, an integration or an
-    account) made to its health, if any."""
-    if annotation(tested, "last_test_id") != row.pk:
+def _transition(
+    row: CallLog, last_test_id: int | None, flags: list[bool | None], needed: int
+) -> Transition | None:
+    """The change ``row`` made to its integration's or account's health, if any: none
+    unless it is the newest test call (``last_test_id``); ``flags`` are the newest
+    ``needed + 1`` results, newest first."""
+    if last_test_id != row.pk:
         return None
-    flags = recent_flags(tested, needed + 1)
     old, new = classify(flags[1:], needed), classify(flags[:needed], needed)
     if old == new:
         return None
-    if isinstance(tested, Account):
-        row.integration, row.account = tested.integration, tested
-        return Transition(tested.integration, tested.key, old, new, row)
-    row.integration = tested
-    return Transition(tested, None, old, new, row)
+    account = row.account if row.account_id is not None else None
+    return Transition(row.integration, account.key if account else None, old, new, row)
 
 
 def observe(results: Sequence[TestResult]) -> list[Transition]:
@@ -241,26 +240,34 @@ def observe(results: Sequence[TestResult]) -> list[Transition]:
         else:
             for_accounts[row.account_id] = row
     needed = failures_needed()
-    candidates: list[tuple[Tested, CallLog]] = []
+    # Only the annotations are read (no model built per row): the rows already hold
+    # their integration and account, the objects the run called.
+    wanted = ["pk", "last_test_id", *(f"test_ok_{n}" for n in range(needed + 1))]
+    found: list[tuple[CallLog, dict[str, Any]]] = []
     if own:
         integrations = Integration.objects.filter(pk__in=own).order_by("slug")
-        candidates += [
-            (integration, own[integration.pk])
-            for integration in with_recent_tests(integrations, needed + 1)
+        found += [
+            (own[values["pk"]], values)
+            for values in with_recent_tests(integrations, needed + 1).values(*wanted)
         ]
     if for_accounts:
-        accounts = Account.objects.filter(pk__in=for_accounts).select_related("integration")
-        candidates += [
-            (account, for_accounts[account.pk])
-            for account in with_recent_tests(
+        accounts = Account.objects.filter(pk__in=for_accounts)
+        found += [
+            (for_accounts[values["pk"]], values)
+            for values in with_recent_tests(
                 accounts.order_by("integration__slug", "key"), needed + 1
-            )
+            ).values(*wanted)
         ]
-    transitions = [
-        change
-        for change in (_transition(tested, row, needed) for tested, row in candidates)
-        if change is not None
-    ]
+    candidates = (
+        _transition(
+            row,
+            values["last_test_id"],
+            [values[f"test_ok_{n}"] for n in range(needed + 1)],
+            needed,
+        )
+        for row, values in found
+    )
+    transitions = [change for change in candidates if change is not None]
     for change in transitions:
         # A receiver's bug must not fail the test run, nor stop the alerts.
         answers = health_changed.send_robust(
