@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -224,6 +225,29 @@ def generic_bearer(
         secrets={"key": key},
         headers=headers,
     )
+
+
+@dataclass(frozen=True)
+class PresetCase:
+    """A preset's configuration that saves, from which a refused-on-save table breaks
+    one rule a row."""
+
+    auth_type: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+
+    def broken(
+        self, id: str, message: str, *, secrets: dict[str, str] | None = None, **config: Any
+    ) -> Any:
+        """A row (auth_type, config, secrets, message) for ``refused_on_save``: these
+        options and ``secrets`` changed, refused with ``message``."""
+        return pytest.param(
+            self.auth_type,
+            {**self.config, **config},
+            {**self.secrets, **(secrets or {})},
+            message,
+            id=id,
+        )
 
 
 def refused_on_save(

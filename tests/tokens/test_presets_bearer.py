@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from integrations import services
 from integrations.tokens.presets.atlassian_connect import query_string_hash
 from tests.keys import HMAC_SECRET, ec_pem, public_pem, rsa_pem
-from tests.tokens.emulators import BearerAPI, claims_within, expect, generic_bearer, refused_on_save
+from tests.tokens.emulators import (
+    BearerAPI,
+    PresetCase,
+    claims_within,
+    expect,
+    generic_bearer,
+    refused_on_save,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -225,46 +232,25 @@ def test_qsh_matches_an_independent_canonicalisation(params, method, path):
     assert query_string_hash(method, url, "https://site.example/wiki") == expected
 
 
+APP_STORE = PresetCase(
+    "app_store_connect", {"issuer_id": "i", "key_id": "K1"}, {"private_key": ec_pem()}
+)
+SNOWFLAKE = PresetCase("snowflake", {"account": "a", "user": "u"}, {"private_key": rsa_pem()})
+ATLASSIAN = PresetCase("atlassian_connect", {"app_key": "a"}, {"shared_secret": HMAC_SECRET})
+
+
 @pytest.mark.parametrize(
     "auth_type,config,secrets,message",
     [
-        (
-            "app_store_connect",
-            {"issuer_id": "i", "key_id": "K1", "lifetime": 1300},
-            {"private_key": ec_pem()},
-            "at most 1200",
+        APP_STORE.broken("app-store-over-20-minutes", "at most 1200", lifetime=1300),
+        APP_STORE.broken(
+            "app-store-rsa-key", "needs an EC private key", secrets={"private_key": rsa_pem()}
         ),
-        (
-            "app_store_connect",
-            {"issuer_id": "i", "key_id": "K1"},
-            {"private_key": rsa_pem()},
-            "needs an EC private key",
+        APP_STORE.broken(
+            "app-store-p384-key", "secp256r1", secrets={"private_key": ec_pem("P-384")}
         ),
-        (
-            "app_store_connect",
-            {"issuer_id": "i", "key_id": "K1"},
-            {"private_key": ec_pem("P-384")},
-            "secp256r1",
-        ),
-        (
-            "snowflake",
-            {"account": "a", "user": "u", "lifetime": 3600},
-            {"private_key": rsa_pem()},
-            "at most 3600",
-        ),
-        (
-            "atlassian_connect",
-            {"app_key": "a", "lifetime": 600},
-            {"shared_secret": HMAC_SECRET},
-            "at most 180",
-        ),
-    ],
-    ids=[
-        "app-store-over-20-minutes",
-        "app-store-rsa-key",
-        "app-store-p384-key",
-        "snowflake-hour-plus-backdating",
-        "atlassian-over-3-minutes",
+        SNOWFLAKE.broken("snowflake-hour-plus-backdating", "at most 3600", lifetime=3600),
+        ATLASSIAN.broken("atlassian-over-3-minutes", "at most 180", lifetime=600),
     ],
 )
 def test_bearer_presets_refuse_broken_rules_on_save(

@@ -17,6 +17,7 @@ from integrations.exceptions import InvalidConfiguration, TokenEndpointError
 from tests.keys import rsa_pem
 from tests.tokens.emulators import (
     AuthServer,
+    PresetCase,
     claims_within,
     expect,
     generic_grant,
@@ -232,33 +233,30 @@ def box_config_with(path: tuple[str, ...], value) -> str:
 SECRET_PARTS = ("box-client-secret", "correct horse", "BEGIN")
 
 
+BOX = PresetCase("box", {}, {"box_config": box_config()})
+SALESFORCE = PresetCase(
+    "salesforce", {"consumer_key": "c", "username": "u"}, {"private_key": rsa_pem()}
+)
+DOCUSIGN = PresetCase("docusign", {"integration_key": "ik"}, {"private_key": rsa_pem()})
+
+
 @pytest.mark.parametrize(
     "auth_type,config,secrets,message",
     [
-        ("box", {"lifetime": 90}, {"box_config": box_config()}, "at most 60"),
-        ("box", {}, {"box_config": box_config(passphrase="wrong")}, "does not decrypt"),
-        ("box", {}, {"box_config": "{}"}, "has no boxAppSettings"),
-        ("box", {}, {"box_config": box_config(enterpriseID=None)}, "no enterpriseID"),
-        (
-            "salesforce",
-            {"consumer_key": "c", "username": "u", "lifetime": 300},
-            {"private_key": rsa_pem()},
-            "at most 180",
+        BOX.broken("box-over-60-s", "at most 60", lifetime=90),
+        BOX.broken(
+            "box-wrong-passphrase",
+            "does not decrypt",
+            secrets={"box_config": box_config(passphrase="wrong")},
         ),
-        (
-            "docusign",
-            {"integration_key": "ik", "user_id": "bob"},
-            {"private_key": rsa_pem()},
-            "user_id",
+        BOX.broken("box-foreign-json", "has no boxAppSettings", secrets={"box_config": "{}"}),
+        BOX.broken(
+            "box-no-subject",
+            "no enterpriseID",
+            secrets={"box_config": box_config(enterpriseID=None)},
         ),
-    ],
-    ids=[
-        "box-over-60-s",
-        "box-wrong-passphrase",
-        "box-foreign-json",
-        "box-no-subject",
-        "salesforce-over-3-minutes",
-        "docusign-user-not-a-guid",
+        SALESFORCE.broken("salesforce-over-3-minutes", "at most 180", lifetime=300),
+        DOCUSIGN.broken("docusign-user-not-a-guid", "user_id", user_id="bob"),
     ],
 )
 def test_grant_presets_refuse_broken_rules_on_save(
