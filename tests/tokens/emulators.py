@@ -20,7 +20,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tests import jose
-from tests.keys import rsa_pem, verify_key_for
+from tests.keys import key_for, rsa_pem, verify_key_for
 from tests.loopback import LoopbackServer, Recorded, Reply
 
 # rule(header, claims, request) -> None when the assertion is acceptable, else why not.
@@ -213,16 +213,14 @@ def generic_grant(make_integration: Any, auth: AuthServer, claims: dict[str, Any
     )
 
 
-def generic_bearer(
-    make_integration: Any, server: LoopbackServer, algorithm: str, key: str, **config: Any
-):
-    """The generic jwt_bearer signing with ``key``: how the negative tests send what a
-    bearer preset would, with one of its provider's rules broken."""
+def generic_bearer(make_integration: Any, server: LoopbackServer, algorithm: str, **config: Any):
+    """The generic jwt_bearer signing with the test key of ``algorithm``: how the negative
+    tests send what a bearer preset would, with one of its provider's rules broken."""
     headers = config.pop("headers", {})
     return make_integration(
         base_url=server.url,
         auth_config={"algorithm": algorithm, **config},
-        secrets={"key": key},
+        secrets={"key": key_for(algorithm)},
         headers=headers,
     )
 

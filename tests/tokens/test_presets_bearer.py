@@ -70,7 +70,6 @@ def test_app_store_emulator_refuses_a_token_over_20_minutes(server, make_integra
         make_integration,
         server,
         "ES256",
-        ec_pem(),
         key_id="2X9R4HXF34",
         claims={"iss": "69a6de70-03db", "aud": "appstoreconnect-v1"},
         lifetime=1800,
@@ -129,7 +128,6 @@ def test_snowflake_emulator_refuses_iss_without_fingerprint(server, make_integra
         make_integration,
         server,
         "RS256",
-        rsa_pem(),
         claims={"iss": "XY12345.ETL_USER", "sub": "XY12345.ETL_USER"},
         headers={"X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT"},
     )

@@ -116,7 +116,6 @@ def test_google_self_signed_emulator_refuses_another_audience(server, make_integ
         make_integration,
         server,
         "RS256",
-        rsa_pem(),
         key_id="8f2c1d",
         claims={"iss": email, "sub": email, "aud": "https://pubsub.googleapis.com"},
     )
