@@ -8,6 +8,7 @@ token and a proof carrying the nonce, never a loop (security.md #34)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -23,14 +24,38 @@ RETRIED_ATTR = "_integrations_retried"
 
 
 class TokenAuth(AuthBase):
-    def __init__(self, provider: TokenProvider, http: requests.Session) -> None:
+    def __init__(
+        self,
+        provider: TokenProvider,
+        http: requests.Session | None = None,
+        *,
+        make_http: Callable[[], requests.Session] | None = None,
+    ) -> None:
+        """``http`` is the session token endpoints are called through (never the API
+        session, whose auth would recurse); or ``make_http`` builds it on first use,
+        so a session whose token session is replaced by a shared one
+        (http/transport.py) never builds its own."""
+        if http is None and make_http is None:
+            raise TypeError("TokenAuth needs http or make_http")
         self.provider = provider
-        # The session that token endpoints are called through (never the API session,
-        # whose auth would recurse).
-        self.http = http
+        self._http = http
+        self._make_http = make_http
         # DPoP (RFC 9449): the provider's proof key and the servers' nonces, or None.
         binding = getattr(provider, "dpop", None)
         self.dpop = binding if isinstance(binding, DPoPBinding) else None
+
+    @property
+    def http(self) -> requests.Session:
+        http = self._http
+        if http is None:
+            assert self._make_http is not None
+            # Two threads may both build one: one is kept, the other used once.
+            http = self._http = self._make_http()
+        return http
+
+    @http.setter
+    def http(self, session: requests.Session) -> None:
+        self._http = session
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.token_for(request)

@@ -223,12 +223,15 @@ class IntegrationSession(GuardedSession):
             mount_client_certificate(self, context)
         # As many token-endpoint connections as API ones: the integration's accounts
         # share this session (http/transport.py) and each may be fetching its token.
-        token_http = create_session(
-            ca_bundle=integration.ca_bundle,
-            pool_maxsize=app_settings.POOL_MAXSIZE,
-            ssl_context=context,
+        # Built on first use: a session attached to its integration's shared pools
+        # (http/transport.py) never builds one.
+        ca_bundle, pool_maxsize = integration.ca_bundle, app_settings.POOL_MAXSIZE
+        self.auth = TokenAuth(
+            provider,
+            make_http=lambda: create_session(
+                ca_bundle=ca_bundle, pool_maxsize=pool_maxsize, ssl_context=context
+            ),
         )
-        self.auth = TokenAuth(provider, token_http)
         self.credential_headers = tuple(
             dict.fromkeys(ALWAYS_CREDENTIALS + provider.credential_headers)
         )
