@@ -19,27 +19,24 @@ from django.utils.safestring import SafeString
 from ..models import Account, AccountQuerySet, CallSource, Integration
 from ..tasks import enqueue_tests
 from ..testcalls import run_tests
-from .filters import IntegrationFilter, LastTestFilter
+from .filters import IntegrationFilter, LastTestFilter, TextBoxFilter
 
 PANEL_ROWS = 20
 # More selected accounts than this are tested by background tasks.
 BACKGROUND_THRESHOLD = 20
 
 
-class AccountKeyFilter(admin.SimpleListFilter):
+class AccountKeyFilter(TextBoxFilter):
     """A key box, never a list of 100,000 links (for the call log's ``account``)."""
 
     title = "account"
     parameter_name = "account"
-    template = "admin/integrations/account/key_filter.html"
+    placeholder = "account key, then Enter"
+    box_label = "Account key"
+    box_class = "account-filter"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        self.other_params = [
-            (name, value)
-            for name, values in request.GET.lists()
-            for value in values
-            if name not in {self.parameter_name, "p"}
-        ]
+        self.keep_other_params(request)
         return []
 
     def has_output(self) -> bool:

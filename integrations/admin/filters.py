@@ -44,25 +44,42 @@ class AuthTypeFilter(admin.SimpleListFilter):
         return queryset.filter(auth_type=self.value()) if self.value() else queryset
 
 
-class IntegrationFilter(admin.SimpleListFilter):
-    """Links to each integration while they are few; past ``FILTER_LINKS`` a slug box,
-    since a thousand links help nobody and took longer to render than the page."""
+class TextBoxFilter(admin.SimpleListFilter):
+    """A filter shown as a text box (admin/integrations/text_box_filter.html) where a
+    list of links would be too long: the value typed, then Enter, keeps the list's other
+    query parameters but the page number."""
 
-    title = "integration"
-    parameter_name = "integration"
-    template = "admin/integrations/calllog/integration_filter.html"
+    template = "admin/integrations/text_box_filter.html"
+    placeholder = ""
+    box_label = ""
+    box_class = ""
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        choices = list(
-            Integration.objects.order_by("name").values_list("slug", "name")[: FILTER_LINKS + 1]
-        )
-        self.as_box = len(choices) > FILTER_LINKS
+    def keep_other_params(self, request: HttpRequest) -> None:
         self.other_params = [
             (name, value)
             for name, values in request.GET.lists()
             for value in values
             if name not in {self.parameter_name, "p"}
         ]
+
+
+class IntegrationFilter(TextBoxFilter):
+    """Links to each integration while they are few; past ``FILTER_LINKS`` a slug box,
+    since a thousand links help nobody and took longer to render than the page."""
+
+    title = "integration"
+    parameter_name = "integration"
+    template = "admin/integrations/calllog/integration_filter.html"
+    placeholder = "slug, then Enter"
+    box_label = "Integration slug"
+    box_class = "integration-filter"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        choices = list(
+            Integration.objects.order_by("name").values_list("slug", "name")[: FILTER_LINKS + 1]
+        )
+        self.as_box = len(choices) > FILTER_LINKS
+        self.keep_other_params(request)
         return choices
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
