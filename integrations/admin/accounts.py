@@ -31,9 +31,7 @@ class AccountKeyFilter(TextBoxFilter):
 
     title = "account"
     parameter_name = "account"
-    placeholder = "account key, then Enter"
     box_label = "Account key"
-    box_class = "account-filter"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         self.keep_other_params(request)

@@ -47,12 +47,11 @@ class AuthTypeFilter(admin.SimpleListFilter):
 class TextBoxFilter(admin.SimpleListFilter):
     """A filter shown as a text box (admin/integrations/text_box_filter.html) where a
     list of links would be too long: the value typed, then Enter, keeps the list's other
-    query parameters but the page number."""
+    query parameters but the page number. ``box_label`` names what to type; the form's
+    class is ``<parameter_name>-filter``."""
 
     template = "admin/integrations/text_box_filter.html"
-    placeholder = ""
     box_label = ""
-    box_class = ""
 
     def keep_other_params(self, request: HttpRequest) -> None:
         self.other_params = [
@@ -70,9 +69,7 @@ class IntegrationFilter(TextBoxFilter):
     title = "integration"
     parameter_name = "integration"
     template = "admin/integrations/calllog/integration_filter.html"
-    placeholder = "slug, then Enter"
     box_label = "Integration slug"
-    box_class = "integration-filter"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         choices = list(
