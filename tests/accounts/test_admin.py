@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from integrations.models import Account, CallLog
 from tests.accounts.emulators import GitHubEmulator
 from tests.accounts.helpers import add_accounts, github_app
+from tests.admin.helpers import logged_test_call
 from tests.keys import rsa_pem
 
 pytestmark = pytest.mark.django_db
@@ -43,19 +44,7 @@ def queries_for(client: Client, url: str) -> tuple[int, str]:
 
 
 def log_tests(accounts: list[Account]) -> None:
-    CallLog.objects.bulk_create(
-        CallLog(
-            integration=a.integration,
-            account=a,
-            source="api",
-            is_test=True,
-            method="GET",
-            url="http://x/",
-            ok=True,
-            status_code=200,
-        )
-        for a in accounts
-    )
+    CallLog.objects.bulk_create(logged_test_call(a.integration, account=a) for a in accounts)
 
 
 def test_changelist_and_integration_page_at_constant_queries() -> None:

@@ -7,11 +7,28 @@ from typing import Any
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from integrations.models import Integration
+from integrations.models import CallLog, Integration
 from tests.keys import HMAC_SECRET
 
 ADD = reverse("admin:integrations_integration_add")
 LIST = reverse("admin:integrations_integration_changelist")
+
+
+def logged_test_call(integration: Integration, **columns: Any) -> CallLog:
+    """An unsaved call-log row of a passed test call to ``integration`` (for
+    ``bulk_create``), ``columns`` changing any of its columns."""
+    return CallLog(
+        **{
+            "integration": integration,
+            "source": "admin",
+            "is_test": True,
+            "method": "GET",
+            "url": integration.base_url,
+            "ok": True,
+            "status_code": 200,
+            **columns,
+        }
+    )
 
 
 def integration_url(view: str, integration: Integration | str) -> str:

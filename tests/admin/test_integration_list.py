@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from integrations.models import CallLog, Integration
-from tests.admin.helpers import LIST, integration_url
+from tests.admin.helpers import LIST, integration_url, logged_test_call
 
 pytestmark = pytest.mark.django_db
 
@@ -27,16 +27,7 @@ def seed(count: int) -> None:
         for n in range(count)
     )
     CallLog.objects.bulk_create(
-        CallLog(
-            integration=integration,
-            source="admin",
-            is_test=True,
-            method="GET",
-            url="http://127.0.0.1:9/",
-            status_code=status_code,
-            ok=ok,
-            duration_ms=duration_ms,
-        )
+        logged_test_call(integration, status_code=status_code, ok=ok, duration_ms=duration_ms)
         for integration in Integration.objects.all()
         for status_code, ok, duration_ms in [(200, True, 5), (503, False, 7)]
     )
