@@ -49,9 +49,11 @@ class Transports:
             certificate.thumbprint if certificate is not None else "",
         )
         with self._lock:
-            adapter, token_http = self._shared.setdefault(
-                key, (session.get_adapter("https://"), auth.http)
-            )
+            shared = self._shared.get(key)
+            if shared is None:
+                # Only the first session's: reading auth.http builds its token session.
+                shared = self._shared[key] = (session.get_adapter("https://"), auth.http)
+            adapter, token_http = shared
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         auth.http = token_http
