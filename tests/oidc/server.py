@@ -52,21 +52,34 @@ def self_signed(common_name: str, days: int = 90) -> tuple[str, x509.Certificate
     negative number: expired that long ago); returns (PEM text of certificate + key,
     certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     not_after = now + datetime.timedelta(days=days)
-    cert = (
+    cert = self_signed_certificate(
+        key, common_name, min(now, not_after) - datetime.timedelta(days=1), not_after
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode() + key_pem(key)
+    return pem, cert
+
+
+def self_signed_certificate(
+    key: Any,
+    common_name: str,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> x509.Certificate:
+    """A certificate for ``key`` signed by itself, valid from ``not_before`` to
+    ``not_after``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(min(now, not_after) - datetime.timedelta(days=1))
+        .not_valid_before(not_before)
         .not_valid_after(not_after)
         .sign(key, hashes.SHA256())
     )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode() + key_pem(key)
-    return pem, cert
 
 
 @dataclass

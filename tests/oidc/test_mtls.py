@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from integrations.exceptions import InvalidConfiguration
 from integrations.http import mtls
@@ -25,27 +23,17 @@ from integrations.http.mtls import (
     parse_client_certificate,
 )
 from integrations.http.session import GuardedSession
+from tests.oidc.server import key_pem, self_signed_certificate
 
 NOW = datetime.datetime.now(datetime.UTC)
 
 
-def key_pem(key: Any) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def certificate(key: Any, *, days: int = 90, start_days: int = -1) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW + datetime.timedelta(days=start_days))
-        .not_valid_after(NOW + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
+    cert = self_signed_certificate(
+        key,
+        "client",
+        NOW + datetime.timedelta(days=start_days),
+        NOW + datetime.timedelta(days=days),
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
