@@ -40,8 +40,16 @@ class InvalidConfiguration(IntegrationError, ValueError):
         self.field = field
         self.entry = entry
         prefix = ": ".join(part for part in (entry, field) if part)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
-        self.message = message
+        # One line, whatever it quotes (an option name from a file may hold a line break).
+        super().__init__(one_line(f"{prefix}: {message}" if prefix else message))
+        self.message = one_line(message)
+
+
+def one_line(text: str) -> str:
+    """``text`` with CR, LF and other control characters escaped (log injection)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 class SecretDecryptionError(IntegrationError):
