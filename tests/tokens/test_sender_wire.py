@@ -36,16 +36,32 @@ def fields(request: Recorded) -> dict[str, list[str]]:
     return parse_qs(request.body.decode())
 
 
-def dpop_integration(make_integration: Any, server: LoopbackServer, **options: Any) -> DPoPKey:
-    key = DPoPKey.generate()
+def token_integration(
+    make_integration: Any,
+    server: LoopbackServer,
+    auth_type: str = "client_assertion",
+    secrets: dict[str, str] | None = None,
+    **options: Any,
+) -> None:
+    """An ES256 ``auth_type`` integration whose token endpoint is ``server``'s /token
+    and whose API is its /api/."""
     make_integration(
         base_url=f"{server.url}/api/",
-        auth_type="client_assertion",
-        auth_config={
-            "algorithm": "ES256", "client_id": "c1", "token_url": f"{server.url}/token",
-            "dpop": True, **options,
-        },
-        secrets={"key": KEY, DPOP_KEY: key.to_pem()},
+        auth_type=auth_type,
+        auth_config={"algorithm": "ES256", "token_url": f"{server.url}/token", **options},
+        secrets={"key": KEY, **(secrets or {})},
+    )
+
+
+def dpop_integration(make_integration: Any, server: LoopbackServer, **options: Any) -> DPoPKey:
+    key = DPoPKey.generate()
+    token_integration(
+        make_integration,
+        server,
+        client_id="c1",
+        dpop=True,
+        secrets={DPOP_KEY: key.to_pem()},
+        **options,
     )
     return key
 
@@ -127,12 +143,7 @@ def test_a_bearer_token_answered_to_dpop_is_refused(make_integration, server):
 
 
 def test_a_dpop_token_is_never_sent_as_bearer(make_integration, server):
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="client_assertion",
-        auth_config={"algorithm": "ES256", "client_id": "c1", "token_url": f"{server.url}/token"},
-        secrets={"key": KEY},
-    )
+    token_integration(make_integration, server, client_id="c1")
     server.route("POST", "/token", token_answer("DPoP"))
     with pytest.raises(TokenError, match="turn dpop on"):
         services.request("billing", "GET", "items")
@@ -142,14 +153,13 @@ def test_a_dpop_token_is_never_sent_as_bearer(make_integration, server):
 def test_params_lists_and_jwt_grant_client_secret_post(make_integration, server):
     server.route("POST", "/token", token_answer("Bearer"))
     server.route("GET", "/api/items", lambda r: Reply(200, {}))
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="jwt_grant",
-        auth_config={
-            "algorithm": "ES256", "token_url": f"{server.url}/token", "client_id": "app",
-            "params": {"resource": ["https://a.example/", "https://b.example/"]},
-        },
-        secrets={"key": KEY, "client_secret": "s3cr3t-" * 5},
+    token_integration(
+        make_integration,
+        server,
+        "jwt_grant",
+        client_id="app",
+        params={"resource": ["https://a.example/", "https://b.example/"]},
+        secrets={"client_secret": "s3cr3t-" * 5},
     )
     services.request("billing", "GET", "items")
     sent = fields(server.calls("POST", "/token")[0])
@@ -161,12 +171,9 @@ def test_params_lists_and_jwt_grant_client_secret_post(make_integration, server)
 def test_jwt_grant_with_a_client_assertion(make_integration, server):
     server.route("POST", "/token", token_answer("Bearer"))
     server.route("GET", "/api/items", lambda r: Reply(200, {}))
-    make_integration(
-        base_url=f"{server.url}/api/",
-        auth_type="jwt_grant",
-        auth_config={"algorithm": "ES256", "token_url": f"{server.url}/token",
-                     "client_id": "app", "client_assertion": True, "claims": {"sub": "u1"}},
-        secrets={"key": KEY},
+    token_integration(
+        make_integration, server, "jwt_grant",
+        client_id="app", client_assertion=True, claims={"sub": "u1"},
     )
     services.request("billing", "GET", "items")
     sent = fields(server.calls("POST", "/token")[0])
