@@ -103,22 +103,26 @@ def test_run_test_logs_and_checks_expected_status(server, make_integration):
     assert HMAC_SECRET not in str(CallLog.objects.values())
 
 
+# (option, message, the values refused with it)
+REFUSED_TOKENS = [
+    ("header_name", "not a valid header name", ["X-Token\r\nX-Injected: 1", "X Token"]),
+    (
+        "header_name",
+        "hop-by-hop, routing or cookie",
+        ["Host", "transfer-encoding", "Content-Length", "Connection", "Proxy-Authorization",
+         "Cookie", "X-Forwarded-Host"],
+    ),
+    (
+        "scheme",
+        "not an authentication scheme",
+        ["Bearer\r\nHost: evil.example", "Bearer token", "Bé"],
+    ),
+]
+
+
 @pytest.mark.parametrize(
     "option,value,message",
-    [
-        ("header_name", "X-Token\r\nX-Injected: 1", "not a valid header name"),
-        ("header_name", "X Token", "not a valid header name"),
-        ("header_name", "Host", "hop-by-hop, routing or cookie"),
-        ("header_name", "transfer-encoding", "hop-by-hop, routing or cookie"),
-        ("header_name", "Content-Length", "hop-by-hop, routing or cookie"),
-        ("header_name", "Connection", "hop-by-hop, routing or cookie"),
-        ("header_name", "Proxy-Authorization", "hop-by-hop, routing or cookie"),
-        ("header_name", "Cookie", "hop-by-hop, routing or cookie"),
-        ("header_name", "X-Forwarded-Host", "hop-by-hop, routing or cookie"),
-        ("scheme", "Bearer\r\nHost: evil.example", "not an authentication scheme"),
-        ("scheme", "Bearer token", "not an authentication scheme"),
-        ("scheme", "Bé", "not an authentication scheme"),
-    ],
+    [(option, value, message) for option, message, values in REFUSED_TOKENS for value in values],
 )
 def test_header_name_and_scheme_are_http_tokens(make_integration, option, value, message):
     """security.md #40 (issue 15, finding 5): header_name is an RFC 9110 token that is
