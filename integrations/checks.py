@@ -6,14 +6,16 @@ could be one.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from .crypto import configured_keys, parse_key
-from .exceptions import IntegrationConfigurationError
+from .exceptions import IntegrationConfigurationError, InvalidConfiguration
 from .settings import DEFAULTS, app_settings
+from .urlpaths import check_url
 
 GENERATE_HINT = (
     'Generate one with python -c "from cryptography.fernet import Fernet; '
@@ -96,11 +98,12 @@ LOG_WRITERS = ("sync", "background")
 # Settings that must be numbers above zero, and those that may also be zero (0 turns
 # the circuit breaker off, no retries, no recheck delay).
 POSITIVE = ("TOKEN_LOCK_TIMEOUT", "TOKEN_CACHE_SIZE", "MAX_RESPONSE_BYTES", "CONNECT_TIMEOUT",
-            "DEADLINE_FACTOR", "POOL_MAXSIZE", "CIRCUIT_RESET", "LOG_RETENTION_DAYS")
+            "DEADLINE_FACTOR", "POOL_MAXSIZE", "CIRCUIT_RESET", "LOG_RETENTION_DAYS",
+            "HEALTH_FAILURES")
 NOT_NEGATIVE = ("TOKEN_REFRESH_MARGIN", "RETRY_TOTAL", "RETRY_BACKOFF", "RETRY_AFTER_CAP",
                 "SESSION_RECHECK", "CIRCUIT_FAILURES")
 WHOLE_NUMBERS = {"TOKEN_CACHE_SIZE", "MAX_RESPONSE_BYTES", "POOL_MAXSIZE", "LOG_RETENTION_DAYS",
-                 "RETRY_TOTAL", "CIRCUIT_FAILURES"}
+                 "RETRY_TOTAL", "CIRCUIT_FAILURES", "HEALTH_FAILURES"}
 NON_EMPTY_TEXT = ("USER_AGENT", "TASK_QUEUE")
 
 
@@ -124,4 +127,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         value = getattr(app_settings, name)
         if not isinstance(value, str) or not value.strip():
             problems.append(f"INTEGRATIONS_{name} must be a non-empty string")
+    problems.extend(_place_problems())
     return [Error(problem, id="integrations.E010") for problem in problems]
+
+
+def _place_problems() -> list[str]:
+    """Settings that name a place: a cache alias, a directory, a webhook URL."""
+    problems: list[str] = []
+    alias = app_settings.CHART_CACHE
+    if not isinstance(alias, str) or (alias and alias not in settings.CACHES):
+        problems.append(
+            "INTEGRATIONS_CHART_CACHE must be one of CACHES' aliases "
+            f"({', '.join(settings.CACHES)}) or empty"
+        )
+    folder = app_settings.SECRETS_DIR
+    if not isinstance(folder, str) or (folder and not Path(folder).is_dir()):
+        problems.append("INTEGRATIONS_SECRETS_DIR must be an existing directory or empty")
+    webhook = app_settings.ALERT_WEBHOOK
+    try:
+        if not isinstance(webhook, str):
+            raise InvalidConfiguration("must be a string")
+        if webhook:
+            check_url(webhook, "INTEGRATIONS_ALERT_WEBHOOK")
+    except InvalidConfiguration as exc:
+        problems.append(f"INTEGRATIONS_ALERT_WEBHOOK {exc.message}")
+    return problems

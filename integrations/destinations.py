@@ -1,4 +1,4 @@
-"""Where a stored credential is sent, and the rule for changing it (security.md #28, #29).
+"""Where a stored credential is sent, and the rule for changing it (security.md #30).
 
 Someone who may change an integration but never sees its secrets could otherwise point
 it at a server of their own (base URL, token URL, exchange URL...) while leaving the

@@ -127,6 +127,12 @@ def test_a_log_writer_typo_is_an_error_naming_the_setting():
         ("INTEGRATIONS_DEADLINE_FACTOR", float("nan"), "above 0"),
         ("INTEGRATIONS_LOG_RETENTION_DAYS", True, "whole number"),
         ("INTEGRATIONS_TASK_QUEUE", "", "non-empty string"),
+        ("INTEGRATIONS_HEALTH_FAILURES", "2", "whole number"),
+        ("INTEGRATIONS_HEALTH_FAILURES", 0, "above 0"),
+        ("INTEGRATIONS_CHART_CACHE", "charts", "CACHES' aliases"),
+        ("INTEGRATIONS_SECRETS_DIR", "/nonexistent/secrets", "existing directory"),
+        ("INTEGRATIONS_ALERT_WEBHOOK", "ftp://alerts.example.com/", "http or https"),
+        ("INTEGRATIONS_ALERT_WEBHOOK", "https://u:p@alerts.example.com/", "user:password@"),
     ],
 )
 def test_unusable_numbers_and_names_are_errors(setting, value, says):
@@ -136,3 +142,12 @@ def test_unusable_numbers_and_names_are_errors(setting, value, says):
 
 def test_zero_is_fine_where_it_turns_something_off():
     assert setting_errors(INTEGRATIONS_CIRCUIT_FAILURES=0, INTEGRATIONS_RETRY_TOTAL=0) == []
+
+
+def test_places_that_exist_pass(tmp_path):
+    """An existing secrets directory, a configured cache alias, an https webhook."""
+    assert setting_errors(
+        INTEGRATIONS_SECRETS_DIR=str(tmp_path),
+        INTEGRATIONS_CHART_CACHE="default",
+        INTEGRATIONS_ALERT_WEBHOOK="https://alerts.example.com/hook",
+    ) == []
