@@ -4,7 +4,7 @@ Every client calls the same loopback API over keep-alive HTTP/1.1, N times; gran
 flows use the same loopback token endpoint, which counts the tokens it issues. Ratios
 are against a default ``requests.Session`` sending no credential; it keeps
 ``trust_env`` on, so it looks up proxies and ~/.netrc on every call, which our sessions
-skip (SECURITY 13): that is why a cached token can come out cheaper than no token.
+skip (security.md #13): that is why a cached token can come out cheaper than no token.
 Nothing is asserted: the numbers are printed for reading.
 """
 

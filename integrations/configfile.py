@@ -1,4 +1,4 @@
-"""The configuration file (SPEC: Configuration file): atomic import, secret-free export.
+"""The configuration file (reference.md: Configuration file): atomic import, secret-free export.
 
 Import is an upsert by slug inside one transaction: the first bad entry raises
 ``InvalidConfiguration`` naming the entry and the field, and nothing is written. Secret

@@ -99,7 +99,7 @@ class DeadlineExceeded(IntegrationError, Timeout):
 
 
 class CircuitOpen(IntegrationError, RequestException):
-    """The integration's circuit breaker is open: the call was not sent (SECURITY 19)."""
+    """The integration's circuit breaker is open: the call was not sent (security.md #19)."""
 
 
 class SigningError(IntegrationError):

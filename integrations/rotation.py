@@ -1,4 +1,4 @@
-"""Storage-key rotation: re-encrypt every secret under the primary key (SECURITY 8)."""
+"""Storage-key rotation: re-encrypt every secret under the primary key (security.md #8)."""
 
 from __future__ import annotations
 

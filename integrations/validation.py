@@ -147,7 +147,7 @@ def auth_structure_errors(
     ]
     algorithm = options.get("algorithm")
     if algorithm is not None and algorithm not in ALGORITHMS:
-        # Said plainly, before the form's generic "Select a valid choice" (SECURITY 1).
+        # Said plainly, before the form's generic "Select a valid choice" (security.md #1).
         unsigned = " (unsigned tokens are never sent)" if str(algorithm).lower() == "none" else ""
         problems.append(
             (

@@ -36,7 +36,7 @@ def configure_environment() -> None:
 
 
 def demo_config(base_url: str) -> dict[str, Any]:
-    """The configuration file the demo imports: the shape SPEC documents."""
+    """The configuration file the demo imports: the shape reference.md documents."""
     return {
         "integrations": [
             {

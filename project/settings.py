@@ -1,4 +1,4 @@
-"""Settings for the example project, read from the environment (SPEC: Settings).
+"""Settings for the example project, read from the environment (reference.md: Settings).
 
 Production defaults are safe: DEBUG off, and neither SECRET_KEY nor the storage key
 ring has a fallback unless DEBUG is on.
@@ -134,7 +134,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        # urllib3 logs full request lines, query strings included (SECURITY 26).
+        # urllib3 logs full request lines, query strings included (security.md #26).
         "urllib3": {"level": "WARNING", "propagate": True},
     },
 }

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db
     ],
 )
 def test_every_algorithm_verifies_with_joserfc(server, make_integration, algorithm):
-    """SECURITY 1, 4: each allowed algorithm signs a token another JOSE library accepts,
+    """security.md #1, #4: each allowed algorithm signs a token another JOSE library accepts,
     with alg as configured, typ JWT, kid from key_id and integer iat/exp."""
     server.route("GET", "/api/health", lambda r: Reply(200, {"ok": True}))
     make_integration(
@@ -57,7 +57,7 @@ def test_every_algorithm_verifies_with_joserfc(server, make_integration, algorit
 
 
 def test_token_is_cached_between_calls(server, make_integration):
-    """SECURITY 21: a valid token is reused, not re-minted per call."""
+    """security.md #21: a valid token is reused, not re-minted per call."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/")
     for _ in range(3):
@@ -66,7 +66,7 @@ def test_token_is_cached_between_calls(server, make_integration):
 
 
 def test_401_mints_a_different_token_and_retries_once(server, make_integration):
-    """SECURITY 24: a refused token is replaced by a new one (different bytes), once;
+    """security.md #24: a refused token is replaced by a new one (different bytes), once;
     the second 401 is returned and the log row counts 2 attempts."""
     server.route("GET", "/api/x", lambda r: Reply(401, {"error": "invalid_token"}))
     make_integration(
@@ -82,7 +82,7 @@ def test_401_mints_a_different_token_and_retries_once(server, make_integration):
 
 
 def test_path_is_appended_to_base_url(server, make_integration):
-    """SPEC: base_url + '/user' and + 'user' both keep the base path."""
+    """reference.md: base_url + '/user' and + 'user' both keep the base path."""
     server.route("GET", "/api/v3/user", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/v3")
     assert services.request("billing", "GET", "/user").status_code == 200
@@ -90,7 +90,7 @@ def test_path_is_appended_to_base_url(server, make_integration):
 
 
 def test_run_test_logs_and_checks_expected_status(server, make_integration):
-    """SPEC: run_test fires the test request and always logs it."""
+    """reference.md: run_test fires the test request and always logs it."""
     server.route("GET", "/api/health", lambda r: Reply(204))
     make_integration(
         base_url=f"{server.url}/api/",

@@ -1,4 +1,4 @@
-"""System checks on the storage key ring and network settings (SECURITY 6, 11)."""
+"""System checks on the storage key ring and network settings (security.md #6, #11)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_valid_configuration_passes():
 
 
 def test_e001_no_keys_outside_debug():
-    """SECURITY 6: no storage key outside DEBUG is an error; in DEBUG only a warning."""
+    """security.md #6: no storage key outside DEBUG is an error; in DEBUG only a warning."""
     assert ids(DEBUG=False, INTEGRATIONS_ENCRYPTION_KEYS=[]) == ["integrations.E001"]
     assert ids(DEBUG=False, INTEGRATIONS_ENCRYPTION_KEYS=["", "  "]) == ["integrations.E001"]
     assert ids(DEBUG=True, INTEGRATIONS_ENCRYPTION_KEYS=[]) == ["integrations.W001"]
@@ -42,7 +42,7 @@ def test_e001_no_keys_outside_debug():
     ["not-a-key", base64.urlsafe_b64encode(b"sixteen-byte-key").decode(), KEY[:-2] + "!="],
 )
 def test_e002_malformed_key_names_position_not_key(bad):
-    """SECURITY 6: a key that is not 32 bytes of URL-safe base64 is an error naming its
+    """security.md #6: a key that is not 32 bytes of URL-safe base64 is an error naming its
     position in the list, never the key itself."""
     with override_settings(
         DEBUG=False,
@@ -56,7 +56,7 @@ def test_e002_malformed_key_names_position_not_key(bad):
 
 
 def test_e003_key_equal_to_secret_key():
-    """SECURITY 6: a storage key equal to SECRET_KEY (or a fallback, or encoding the
+    """security.md #6: a storage key equal to SECRET_KEY (or a fallback, or encoding the
     same bytes) is an error: it must be independent of SECRET_KEY."""
     raw_text = "0123456789abcdef0123456789abcdef"
     encoded = base64.urlsafe_b64encode(raw_text.encode()).decode()
@@ -68,7 +68,7 @@ def test_e003_key_equal_to_secret_key():
 
 
 def test_w002_private_networks_outside_debug():
-    """SECURITY 11: allowing private networks outside DEBUG is warned about."""
+    """security.md #11: allowing private networks outside DEBUG is warned about."""
     on = {"INTEGRATIONS_ENCRYPTION_KEYS": [KEY], "INTEGRATIONS_ALLOW_PRIVATE_NETWORKS": True}
     messages_ids = ids(DEBUG=False, **on)
     assert messages_ids == ["integrations.W002"]
@@ -86,7 +86,7 @@ def test_w002_private_networks_outside_debug():
 
 
 def test_manage_check_fails_on_error():
-    """SECURITY 6: `manage.py check` refuses to pass with an empty key ring outside DEBUG."""
+    """security.md #6: `manage.py check` refuses to pass with an empty key ring outside DEBUG."""
     with override_settings(DEBUG=False, INTEGRATIONS_ENCRYPTION_KEYS=[]):
         with pytest.raises(SystemCheckError, match="integrations.E001"):
             call_command("check")

@@ -1,5 +1,5 @@
 """The configuration file: every refusal names the entry and the field and writes
-nothing; export holds no secret and round-trips (SPEC: Configuration file; SECURITY 1-3,
+nothing; export holds no secret and round-trips (reference.md: Configuration file; security.md #1-3,
 9, 10, 26)."""
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ REFUSALS: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
     "changes, field, detail", [case[1:] for case in REFUSALS], ids=[case[0] for case in REFUSALS]
 )
 def test_refusal_names_entry_and_field_and_writes_nothing(tmp_path, changes, field, detail):
-    """SECURITY 1-3, 10; SPEC import: each bad entry gives one line naming the slug and
+    """security.md #1-3, #10; reference.md import: each bad entry gives one line naming the slug and
     the field, exit non-zero, and nothing is written (the good entry before it neither)."""
     bad = entry(**changes())
     slug = bad["slug"]
@@ -192,7 +192,7 @@ def test_refusal_names_entry_and_field_and_writes_nothing(tmp_path, changes, fie
 
 
 def test_import_creates_then_updates(tmp_path):
-    """SPEC import: an upsert by slug; a second import updates the same row in place."""
+    """reference.md import: an upsert by slug; a second import updates the same row in place."""
     path = write(tmp_path, entry("billing"), entry("crm"))
     assert "Imported 2 new and 0 updated" in import_file(path)
     uid = Integration.objects.get(slug="billing").uid
@@ -209,7 +209,7 @@ def test_import_creates_then_updates(tmp_path):
 
 
 def test_failed_import_leaves_existing_row_untouched(tmp_path, monkeypatch):
-    """SPEC import atomicity: an update to an existing row followed by a bad entry writes
+    """reference.md import atomicity: an update to an existing row followed by a bad entry writes
     nothing: the row keeps its fields, auth options and ciphertext byte for byte."""
     import_file(write(tmp_path, entry("billing")))
     before = Integration.objects.values().get(slug="billing")
@@ -221,7 +221,8 @@ def test_failed_import_leaves_existing_row_untouched(tmp_path, monkeypatch):
 
 
 def test_duplicate_slug_is_refused(tmp_path):
-    """SPEC import: a slug twice in one file is an error naming the slug; nothing written."""
+    """reference.md import: a slug twice in one file is an error naming the slug;
+    nothing written."""
     error = refused(write(tmp_path, entry("billing"), entry("crm"), entry("billing")))
     assert "billing: appears twice" in str(error) and "entry #3" in str(error)
     assert not Integration.objects.exists()
@@ -239,7 +240,7 @@ def test_duplicate_slug_is_refused(tmp_path):
     ],
 )
 def test_malformed_files_are_refused(tmp_path, content, detail):
-    """SPEC import: a file that is not a configuration file is refused with what is wrong
+    """reference.md import: a file that is not a configuration file is refused with what is wrong
     and where."""
     path = tmp_path / "config.json"
     path.write_text(content)
@@ -247,7 +248,7 @@ def test_malformed_files_are_refused(tmp_path, content, detail):
 
 
 def test_missing_and_binary_files_are_refused(tmp_path):
-    """SPEC import: an unreadable or non-text file is a clear error, not a traceback."""
+    """reference.md import: an unreadable or non-text file is a clear error, not a traceback."""
     assert "cannot read" in str(refused(tmp_path / "nope.json"))
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00garbage")
@@ -255,7 +256,7 @@ def test_missing_and_binary_files_are_refused(tmp_path):
 
 
 def test_secret_from_file_relative_to_config_file(tmp_path, monkeypatch):
-    """SPEC secrets: {"file": path} is read relative to the configuration file, whatever
+    """reference.md secrets: {"file": path} is read relative to the configuration file, whatever
     the working directory; one trailing newline is dropped."""
     folder = tmp_path / "deploy"
     (folder / "secrets").mkdir(parents=True)
@@ -273,7 +274,7 @@ def test_secret_from_file_relative_to_config_file(tmp_path, monkeypatch):
 
 
 def test_secret_from_env_and_literal(tmp_path, monkeypatch):
-    """SPEC secrets: {"env": NAME} reads the variable at import; a literal string is
+    """reference.md secrets: {"env": NAME} reads the variable at import; a literal string is
     stored as given; both end up encrypted, never in auth_config."""
     literal = secrets.token_urlsafe(64)
     import_file(write(tmp_path, entry("billing"), entry("crm", auth={"key": literal})))
@@ -283,13 +284,14 @@ def test_secret_from_env_and_literal(tmp_path, monkeypatch):
 
 
 def test_empty_env_var_is_refused(tmp_path, monkeypatch):
-    """SPEC secrets: an empty variable is an error, not a silent "keep the stored value"."""
+    """reference.md secrets: an empty variable is an error, not a silent "keep the stored value"."""
     monkeypatch.setenv("BILLING_SECRET", "")
     assert "BILLING_SECRET is empty" in str(refused(write(tmp_path, entry())))
 
 
 def test_export_has_no_secret_values(tmp_path):
-    """SPEC export, SECURITY 26: every secret field is null; the canary appears nowhere."""
+    """reference.md export, security.md #26: every secret field is null; the canary
+    appears nowhere."""
     import_file(write(tmp_path, entry("billing"), entry("crm")))
     out = io.StringIO()
     call_command("integrations_export", stdout=out)
@@ -301,7 +303,7 @@ def test_export_has_no_secret_values(tmp_path):
 
 
 def test_export_named_slugs_and_unknown_slug(tmp_path):
-    """SPEC export: only the named slugs; an unknown slug exits 2 naming it."""
+    """reference.md export: only the named slugs; an unknown slug exits 2 naming it."""
     import_file(write(tmp_path, entry("billing"), entry("crm")))
     out = io.StringIO()
     call_command("integrations_export", "crm", stdout=out)
@@ -312,7 +314,7 @@ def test_export_named_slugs_and_unknown_slug(tmp_path):
 
 
 def test_export_edit_import_round_trips_without_secrets(tmp_path):
-    """SPEC: export → edit → import keeps the stored secret (null means keep) and applies
+    """reference.md: export → edit → import keeps the stored secret (null means keep) and applies
     the edits; exporting again gives the edited file."""
     import_file(write(tmp_path, entry("billing")))
     stored = Integration.objects.get(slug="billing").get_secrets()
@@ -333,7 +335,7 @@ def test_export_edit_import_round_trips_without_secrets(tmp_path):
 
 
 def test_null_secret_with_undecryptable_stored_secret_is_refused(tmp_path):
-    """SECURITY 9: importing with a null secret when the stored one cannot be decrypted
+    """security.md #9: importing with a null secret when the stored one cannot be decrypted
     (wrong key ring) refuses and leaves the ciphertext untouched."""
     import_file(write(tmp_path, entry("billing")))
     before = Integration.objects.values().get(slug="billing")
@@ -348,7 +350,7 @@ def test_null_secret_with_undecryptable_stored_secret_is_refused(tmp_path):
 
 
 def test_cli_errors_have_no_traceback(tmp_path):
-    """SPEC commands: run as `manage.py integrations_import`, a bad entry and a broken file
+    """reference.md commands: run as `manage.py integrations_import`, a bad entry and a broken file
     each exit non-zero with one readable line on stderr and no traceback."""
     env = manage_env(tmp_path, Fernet.generate_key().decode(), BILLING_SECRET="short")
     assert run(["manage.py", "migrate", "-v0"], env).returncode == 0
@@ -370,7 +372,7 @@ def test_cli_errors_have_no_traceback(tmp_path):
 
 
 def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
-    """SPEC import: if another process creates the same slug mid-import, the unique
+    """reference.md import: if another process creates the same slug mid-import, the unique
     constraint's error becomes one readable line and the whole import rolls back."""
 
     build = configfile.apply_entry
@@ -389,7 +391,7 @@ def test_slug_created_concurrently_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
-    """SECURITY 26: if import crashes after reading secrets, Django's error report (what
+    """security.md #26: if import crashes after reading secrets, Django's error report (what
     a 500 e-mail or Sentry would hold) shows the import frames without their secrets."""
     import sys
 
@@ -445,7 +447,7 @@ def preset(slug: str, auth: dict[str, Any]) -> dict[str, Any]:
     ],
 )  # fmt: skip
 def test_preset_rules_are_enforced_at_import(tmp_path, auth, field, detail):
-    """SECURITY 2-3, PROVIDERS: a preset's key type and lifetime cap are checked at
+    """security.md #2-3, PROVIDERS: a preset's key type and lifetime cap are checked at
     import, naming the preset's own field; nothing is written."""
     (tmp_path / "rsa.pem").write_text(rsa_pem())
     (tmp_path / "ec.pem").write_text(ec_pem("P-256"))
@@ -455,7 +457,7 @@ def test_preset_rules_are_enforced_at_import(tmp_path, auth, field, detail):
 
 
 def test_preset_secret_from_file_round_trips_through_export(tmp_path):
-    """SPEC: a preset's secret (GitHub App PEM from a file) is stored encrypted and
+    """reference.md: a preset's secret (GitHub App PEM from a file) is stored encrypted and
     exported as null under its own name; re-importing the export keeps it."""
     (tmp_path / "app.pem").write_text(rsa_pem())
     auth = {
@@ -523,7 +525,7 @@ def fuzzed_entries(draw: st.DrawFn) -> dict[str, Any]:
 )
 @given(entries=st.lists(fuzzed_entries(), min_size=1, max_size=2))
 def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
-    """SPEC import: whatever JSON an entry holds, import either succeeds or raises
+    """reference.md import: whatever JSON an entry holds, import either succeeds or raises
     InvalidConfiguration (one line, no secret): never another exception."""
     from integrations.configfile import import_config
     from integrations.exceptions import InvalidConfiguration
@@ -601,7 +603,7 @@ def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
 
 
 def test_dry_run_validates_everything_and_writes_nothing(tmp_path):
-    """SPEC import: --dry-run reads secrets and validates every entry like a real import,
+    """reference.md import: --dry-run reads secrets and validates every entry like a real import,
     reports what would change, and writes nothing; a bad entry still fails."""
     import_file(write(tmp_path, entry("billing")))
     before = Integration.objects.values().get(slug="billing")

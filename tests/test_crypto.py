@@ -1,5 +1,5 @@
 """Secrets at rest: AES-GCM key ring, binding to row and field, failing closed, no
-plaintext anywhere it could be read back (SECURITY 6-9, 26, 29)."""
+plaintext anywhere it could be read back (security.md #6-9, #26, #29)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def flip(token: str, position: int) -> str:
 @settings(max_examples=200, deadline=None)
 @given(plaintext=st.text(), aad=st.binary(max_size=64))
 def test_round_trip_any_unicode(plaintext, aad):
-    """SECURITY 7: any unicode text decrypts to itself under the same associated data."""
+    """security.md #7: any unicode text decrypts to itself under the same associated data."""
     token = RING.encrypt(plaintext, aad)
     assert token.startswith(f"{PREFIX}{RING.primary_id}:")
     assert RING.decrypt(token, aad) == plaintext
@@ -58,7 +58,7 @@ def test_round_trip_any_unicode(plaintext, aad):
 @settings(max_examples=100, deadline=None)
 @given(secrets=st.dictionaries(st.text(min_size=1), st.text(min_size=1), max_size=5))
 def test_model_secrets_round_trip_any_dict(secrets):
-    """SECURITY 7: an integration's secret options round-trip whatever their names and
+    """security.md #7: an integration's secret options round-trip whatever their names and
     values, and the ciphertext never holds a value in clear."""
     integration = Integration(slug="round-trip")
     integration.set_secrets(secrets)
@@ -70,21 +70,21 @@ def test_model_secrets_round_trip_any_dict(secrets):
 
 
 def test_same_plaintext_encrypts_differently_each_time():
-    """SECURITY 7: a fresh nonce per encryption: equal secrets give unequal ciphertexts."""
+    """security.md #7: a fresh nonce per encryption: equal secrets give unequal ciphertexts."""
     assert RING.encrypt(CANARY, AAD) != RING.encrypt(CANARY, AAD)
 
 
 @settings(max_examples=60, deadline=None)
 @given(position=st.integers(min_value=0, max_value=10_000))
 def test_flipping_any_bit_fails(position):
-    """SECURITY 7, 9: a single flipped bit in nonce, ciphertext or tag fails to decrypt."""
+    """security.md #7, #9: a single flipped bit in nonce, ciphertext or tag fails to decrypt."""
     token = flip(RING.encrypt(CANARY, AAD), position)
     with pytest.raises(SecretDecryptionError, match="failed authentication"):
         RING.decrypt(token, AAD)
 
 
 def test_other_field_or_row_in_associated_data_fails():
-    """SECURITY 7: a ciphertext is bound to app.model, row id and field."""
+    """security.md #7: a ciphertext is bound to app.model, row id and field."""
     token = RING.encrypt(CANARY, AAD)
     for aad in [
         associated_data("integrations.integration", "row-1", "other_field"),
@@ -97,7 +97,7 @@ def test_other_field_or_row_in_associated_data_fails():
 
 @pytest.mark.django_db
 def test_ciphertext_copied_to_another_row_fails(make_integration):
-    """SECURITY 7: copying one row's encrypted secrets into another row does not give the
+    """security.md #7: copying one row's encrypted secrets into another row does not give the
     second row the first one's key; it fails closed."""
     first = make_integration("first")
     second = make_integration("second", secrets={"key": HMAC_SECRET[::-1]})
@@ -110,7 +110,7 @@ def test_ciphertext_copied_to_another_row_fails(make_integration):
 
 @pytest.mark.django_db
 def test_unknown_key_id_fails_closed_with_clear_error(make_integration):
-    """SECURITY 9: under a key ring without the row's key, reading the secret raises a
+    """security.md #9: under a key ring without the row's key, reading the secret raises a
     clear SecretDecryptionError naming the slug: never ciphertext, never empty."""
     integration = make_integration("billing")
     stored = integration.encrypted_secrets
@@ -124,7 +124,7 @@ def test_unknown_key_id_fails_closed_with_clear_error(make_integration):
 
 @pytest.mark.django_db
 def test_update_with_wrong_key_never_overwrites(make_integration):
-    """SECURITY 9: merging a changed secret into one that cannot be read raises and leaves
+    """security.md #9: merging a changed secret into one that cannot be read raises and leaves
     the stored ciphertext exactly as it was."""
     integration = make_integration("billing", secrets={"key": HMAC_SECRET, "other": "x" * 40})
     stored = integration.encrypted_secrets
@@ -135,7 +135,7 @@ def test_update_with_wrong_key_never_overwrites(make_integration):
 
 
 def test_value_not_in_stored_format_is_refused():
-    """SECURITY 9: a plaintext value found in the column is never returned as the secret."""
+    """security.md #9: a plaintext value found in the column is never returned as the secret."""
     integration = Integration(slug="legacy", encrypted_secrets=json.dumps({"key": CANARY}))
     with pytest.raises(SecretDecryptionError, match="enc:v1 format") as caught:
         integration.get_secrets()
@@ -143,14 +143,14 @@ def test_value_not_in_stored_format_is_refused():
 
 
 def test_tampered_key_id_names_the_missing_key():
-    """SECURITY 9: a ciphertext claiming an unknown key id fails with that id named."""
+    """security.md #9: a ciphertext claiming an unknown key id fails with that id named."""
     token = RING.encrypt(CANARY, AAD).replace(RING.primary_id, "deadbeef")
     with pytest.raises(SecretDecryptionError, match="no key with id deadbeef"):
         RING.decrypt(token, AAD)
 
 
 def test_empty_ring_cannot_encrypt_and_says_which_setting():
-    """SECURITY 9: without keys nothing is stored; the error names the setting."""
+    """security.md #9: without keys nothing is stored; the error names the setting."""
     with pytest.raises(IntegrationConfigurationError, match="INTEGRATIONS_ENCRYPTION_KEYS"):
         KeyRing(()).encrypt(CANARY, AAD)
     with pytest.raises(SecretDecryptionError, match="INTEGRATIONS_ENCRYPTION_KEYS is empty"):
@@ -158,7 +158,7 @@ def test_empty_ring_cannot_encrypt_and_says_which_setting():
 
 
 def test_every_key_decrypts_and_the_first_encrypts():
-    """SECURITY 8: with [new, old], old ciphertexts still decrypt; new ones use the first."""
+    """security.md #8: with [new, old], old ciphertexts still decrypt; new ones use the first."""
     old = KeyRing.from_strings([KEY_B]).encrypt(CANARY, AAD)
     both = KeyRing.from_strings([KEY_A, KEY_B])
     assert both.decrypt(old, AAD) == CANARY
@@ -177,7 +177,7 @@ def test_every_key_decrypts_and_the_first_encrypts():
     ],
 )
 def test_malformed_storage_keys_are_refused_without_echo(text, problem):
-    """SECURITY 6: a key that is not 32 bytes of URL-safe base64 is refused, and the
+    """security.md #6: a key that is not 32 bytes of URL-safe base64 is refused, and the
     message never repeats the key."""
     with pytest.raises(IntegrationConfigurationError, match=problem) as caught:
         parse_key(text)
@@ -185,7 +185,7 @@ def test_malformed_storage_keys_are_refused_without_echo(text, problem):
 
 
 def test_key_ring_repr_shows_no_key_material():
-    """SECURITY 26: repr of the key ring reveals no key."""
+    """security.md #26: repr of the key ring reveals no key."""
     ring = KeyRing.from_strings([KEY_A])
     assert KEY_A not in repr(ring) and repr(parse_key(KEY_A)) not in repr(ring)
 
@@ -199,7 +199,7 @@ def test_keys_setting_accepts_a_comma_separated_string():
 
 @pytest.mark.django_db
 def test_storage_key_is_independent_of_secret_key(make_integration):
-    """SECURITY 6: changing SECRET_KEY leaves every stored secret readable."""
+    """security.md #6: changing SECRET_KEY leaves every stored secret readable."""
     integration = make_integration("billing")
     with override_settings(SECRET_KEY="a-completely-different-secret-key-0123456789-abcdef"):
         assert Integration.objects.get(pk=integration.pk).get_secrets() == {"key": HMAC_SECRET}
@@ -207,7 +207,7 @@ def test_storage_key_is_independent_of_secret_key(make_integration):
 
 @pytest.mark.django_db
 def test_no_secret_in_repr_str_dumpdata_or_admin_log(make_integration):
-    """SECURITY 26, 29: the secret is in none of repr(), str(), dumpdata output or the
+    """security.md #26, #29: the secret is in none of repr(), str(), dumpdata output or the
     admin LogEntry written when the integration is added and changed."""
     integration = make_integration("billing", name="Billing API")
     assert CANARY not in repr(integration) and CANARY not in str(integration)
@@ -228,7 +228,7 @@ def test_no_secret_in_repr_str_dumpdata_or_admin_log(make_integration):
 
 
 def test_no_plaintext_in_database_file_or_dumpdata(tmp_path):
-    """SECURITY 7, 26: after a real import into a file-based SQLite database the secret
+    """security.md #7, #26: after a real import into a file-based SQLite database the secret
     appears nowhere in the file's bytes, nor in `manage.py dumpdata`."""
     config = tmp_path / "integrations.json"
     auth = {"type": "jwt_bearer", "algorithm": "HS512", "key": {"env": "DISK_SECRET"}}

@@ -1,5 +1,5 @@
-"""`make demo` (SPEC: Set-up): the demo runs end to end, twice on the same database, and
-prints an OK test call and its logged row without any token (SECURITY 26)."""
+"""`make demo` (reference.md: Set-up): the demo runs end to end, twice on the same database, and
+prints an OK test call and its logged row without any token (security.md #26)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from tests.child import clean_env, run
 
 
 def test_demo_runs_and_shows_an_ok_call_and_its_logged_row(tmp_path):
-    """SPEC set-up: `python -m project.demo` (what `make demo` runs) exits 0 after a
+    """reference.md set-up: `python -m project.demo` (what `make demo` runs) exits 0 after a
     JWT-verified test call, prints the result and the CallLog row, shows no JWT; run
     again on the same database it updates the demo integration and passes again."""
     empty = tmp_path / "empty.env"

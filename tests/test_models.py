@@ -1,5 +1,5 @@
 """Integration validation on save, secret storage semantics, CallLog indexes and
-retention (SPEC: models, Call log; SECURITY 9, 10, 27, 29)."""
+retention (reference.md: models, Call log; security.md #9, #10, #27, #29)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def errors_of(integration: Integration) -> dict[str, list[str]]:
 
 
 def test_clean_names_the_field(make_integration):
-    """SPEC models: clean() puts each problem on the field it belongs to; auth option
+    """reference.md models: clean() puts each problem on the field it belongs to; auth option
     problems name the option inside auth_config."""
     integration = make_integration()
     integration.base_url = "ftp://billing.example.com/"
@@ -39,7 +39,7 @@ def test_clean_names_the_field(make_integration):
 
 
 def test_secret_among_plain_options_is_refused(make_integration):
-    """SECURITY 29: a secret option put into auth_config (stored and exported in clear)
+    """security.md #29: a secret option put into auth_config (stored and exported in clear)
     is refused on save."""
     integration = make_integration()
     integration.auth_config = {**integration.auth_config, "key": HMAC_SECRET}
@@ -51,7 +51,7 @@ def test_secret_among_plain_options_is_refused(make_integration):
 
 
 def test_unknown_auth_option_and_bad_headers_are_refused(make_integration):
-    """SPEC models: an option the auth type does not have, and a header value with a line
+    """reference.md models: an option the auth type does not have, and a header value with a line
     break (header injection), are refused."""
     integration = make_integration()
     integration.auth_config = {**integration.auth_config, "lifetme": 60}
@@ -73,14 +73,14 @@ def test_unknown_auth_option_and_bad_headers_are_refused(make_integration):
     ],
 )
 def test_base_url_rules(make_integration, url, message):
-    """SECURITY 10: base_url is http(s), has a host, carries no credentials."""
+    """security.md #10: base_url is http(s), has a host, carries no credentials."""
     integration = make_integration()
     integration.base_url = url
     assert any(message in text for text in errors_of(integration)["base_url"])
 
 
 def test_update_secrets_keeps_what_is_not_given(make_integration):
-    """SPEC secrets: None or absent keeps the stored value; a value replaces it; empty
+    """reference.md secrets: None or absent keeps the stored value; a value replaces it; empty
     values are never stored."""
     integration = make_integration(secrets={"key": HMAC_SECRET, "extra": "e" * 40})
     integration.update_secrets({"key": None})
@@ -92,7 +92,7 @@ def test_update_secrets_keeps_what_is_not_given(make_integration):
 
 
 def test_auth_fingerprint_follows_auth_changes(make_integration):
-    """SECURITY 21: the fingerprint (part of token cache keys) changes with the key, the
+    """security.md #21: the fingerprint (part of token cache keys) changes with the key, the
     auth options or the base URL, and only then."""
     integration = make_integration()
     first = integration.auth_fingerprint
@@ -106,7 +106,7 @@ def test_auth_fingerprint_follows_auth_changes(make_integration):
 
 
 def test_str_and_repr_hold_no_secret(make_integration):
-    """SECURITY 29: __str__ (what admin LogEntry stores) and repr hold no secret."""
+    """security.md #29: __str__ (what admin LogEntry stores) and repr hold no secret."""
     integration = make_integration(
         "app", auth_config={"algorithm": "ES256"}, secrets={"key": ec_pem("P-256")}
     )
@@ -119,7 +119,7 @@ def test_str_and_repr_hold_no_secret(make_integration):
 
 
 def test_call_log_indexes_serve_latest_calls_and_pruning():
-    """SPEC call log: indexed for the latest calls of one integration and for pruning by
+    """reference.md call log: indexed for the latest calls of one integration and for pruning by
     date."""
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, CallLog._meta.db_table)
@@ -131,7 +131,7 @@ def test_call_log_indexes_serve_latest_calls_and_pruning():
 
 
 def test_latest_calls_query_uses_the_index(make_integration):
-    """SPEC call log: the admin's "latest calls of one integration" query is answered by
+    """reference.md call log: the admin's "latest calls of one integration" query is answered by
     the (integration, -created_at) index on SQLite."""
     if connection.vendor != "sqlite":
         pytest.skip("query plans of tiny tables differ by database")
@@ -156,7 +156,7 @@ def prune(*args: str) -> str:
 
 
 def test_prune_deletes_only_older_rows_in_batches(make_integration):
-    """SECURITY 27: rows older than the cutoff go, in batches; newer rows stay."""
+    """security.md #27: rows older than the cutoff go, in batches; newer rows stay."""
     integration = make_integration()
     make_logs(integration, 90, 45, 31, 29, 5, 0)
     assert "Deleted 3 call log row(s) older than 30 day(s)." in prune(
@@ -169,7 +169,7 @@ def test_prune_deletes_only_older_rows_in_batches(make_integration):
 
 
 def test_prune_defaults_to_retention_setting(make_integration):
-    """SECURITY 27: without --older-than, INTEGRATIONS_LOG_RETENTION_DAYS applies."""
+    """security.md #27: without --older-than, INTEGRATIONS_LOG_RETENTION_DAYS applies."""
     integration = make_integration()
     make_logs(integration, 10, 3, 1)
     with override_settings(INTEGRATIONS_LOG_RETENTION_DAYS=2):
@@ -181,7 +181,7 @@ def test_prune_defaults_to_retention_setting(make_integration):
     "args", [["--older-than", "-1"], ["--older-than", "5", "--batch-size", "0"]]
 )
 def test_prune_refuses_bad_arguments(make_integration, args):
-    """SECURITY 27: a negative age (which would delete everything, including future rows)
+    """security.md #27: a negative age (which would delete everything, including future rows)
     or an empty batch is a usage error; nothing is deleted."""
     make_logs(make_integration(), 40)
     with pytest.raises(CommandError) as caught:

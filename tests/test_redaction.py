@@ -1,4 +1,4 @@
-"""Secrets stay out of every output (SECURITY 26): logs at DEBUG (urllib3 included),
+"""Secrets stay out of every output (security.md #26): logs at DEBUG (urllib3 included),
 call log rows, exception text and Django's error reporter.
 
 The CANARY is both part of the integration's signing secret and a query value the app
@@ -80,7 +80,7 @@ def call_elsewhere_with_canary() -> requests.Response:
 
 
 def test_canary_and_token_appear_nowhere(server, make_integration, debug_logs, settings):
-    """SECURITY 26: through success, 4xx, timeout and exceptions, with DEBUG logging on
+    """security.md #26: through success, 4xx, timeout and exceptions, with DEBUG logging on
     every logger, neither the secret nor the token reaches a log line, a CallLog row, an
     exception's str/repr or Django's error report."""
     settings.INTEGRATIONS_RETRY_BACKOFF = 0.001
@@ -142,7 +142,7 @@ def test_canary_and_token_appear_nowhere(server, make_integration, debug_logs, s
 
 
 def test_redact_text_masks_credentials_and_line_breaks():
-    """SECURITY 26: JWTs, bearer values, PEM blocks, query values and CR/LF in remote text."""
+    """security.md #26: JWTs, bearer values, PEM blocks, query values and CR/LF in remote text."""
     from integrations.redaction import redact_text
 
     text = (
@@ -172,7 +172,7 @@ def test_nul_is_escaped_in_logged_text_and_urls(server, make_integration):
 
 
 def test_redact_url_keeps_names_not_values():
-    """SECURITY 25-26: the logged URL keeps scheme, host, port, path and query names."""
+    """security.md #25-26: the logged URL keeps scheme, host, port, path and query names."""
     from integrations.redaction import redact_url
 
     assert (

@@ -1,5 +1,5 @@
 """Storage-key rotation: re-encrypt under the first key, idempotently, in batches; report
-what cannot be decrypted and leave it untouched (SECURITY 8, 9)."""
+what cannot be decrypted and leave it untouched (security.md #8, #9)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def three_under_old(make_integration):
 
 
 def test_rotate_then_remove_old_key(three_under_old):
-    """SECURITY 8: with [new, old] every secret is re-encrypted under new; a second run
+    """security.md #8: with [new, old] every secret is re-encrypted under new; a second run
     changes nothing; then with only [new] everything still decrypts."""
     with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[NEW, OLD]):
         assert "Rotated 3, already current 0, failed 0." in rotate()
@@ -66,7 +66,7 @@ def test_rotate_then_remove_old_key(three_under_old):
 
 
 def test_undecryptable_row_is_reported_and_untouched(three_under_old, make_integration):
-    """SECURITY 8, 9: a secret under a key no longer configured fails the command (exit 1,
+    """security.md #8, #9: a secret under a key no longer configured fails the command (exit 1,
     naming its slug) and keeps its ciphertext; every other secret is still rotated."""
     with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[LOST]):
         make_integration("orphan", secrets={"key": secret_for("orphan")})
@@ -89,7 +89,7 @@ def test_undecryptable_row_is_reported_and_untouched(three_under_old, make_integ
 
 
 def test_one_transaction_per_batch(three_under_old, make_integration):
-    """SECURITY 8: rows are rotated in batches of --batch-size, each in its own
+    """security.md #8: rows are rotated in batches of --batch-size, each in its own
     transaction (a savepoint here, inside the test's transaction)."""
     with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[OLD]):
         make_integration("delta", secrets={"key": secret_for("delta")})
@@ -106,7 +106,7 @@ def test_one_transaction_per_batch(three_under_old, make_integration):
 
 
 def test_rows_without_secrets_are_skipped(make_integration):
-    """SECURITY 8: an integration with no stored secret is neither counted nor changed."""
+    """security.md #8: an integration with no stored secret is neither counted nor changed."""
     integration = make_integration("plain")
     Integration.objects.filter(pk=integration.pk).update(encrypted_secrets="")
     assert "Rotated 0, already current 0, failed 0." in rotate()
@@ -114,7 +114,7 @@ def test_rows_without_secrets_are_skipped(make_integration):
 
 
 def test_bad_batch_size_and_empty_ring_are_usage_errors(three_under_old):
-    """SPEC commands: a non-positive --batch-size or an empty key ring is a clear error
+    """reference.md commands: a non-positive --batch-size or an empty key ring is a clear error
     naming the option or setting, not a traceback; nothing changes."""
     before = stored()
     with pytest.raises(CommandError, match="batch-size"):

@@ -1,4 +1,5 @@
-"""integrations.services and the call log (SPEC: Python API, Call log; SECURITY 25-26)."""
+"""integrations.services and the call log (reference.md: Python API, Call log;
+security.md #25-26)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_get_session_is_a_requests_session(server, make_integration):
-    """SPEC: get_session returns a requests.Session with JWT auth attached."""
+    """reference.md: get_session returns a requests.Session with JWT auth attached."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/")
     session = services.get_session("billing")
@@ -33,7 +34,7 @@ def test_get_session_is_a_requests_session(server, make_integration):
 
 @pytest.mark.parametrize("call", ["get_session", "request", "run_test"])
 def test_unknown_slug_raises_integration_not_found(db, call):
-    """SPEC: unknown slugs raise a subclass of IntegrationError (also a LookupError)."""
+    """reference.md: unknown slugs raise a subclass of IntegrationError (also a LookupError)."""
     args = {"get_session": ("nope",), "request": ("nope", "GET", "x"), "run_test": ("nope",)}
     with pytest.raises(IntegrationNotFound) as caught:
         getattr(services, call)(*args[call])
@@ -41,7 +42,7 @@ def test_unknown_slug_raises_integration_not_found(db, call):
 
 
 def test_disabled_slug_raises_and_its_test_call_is_logged_as_failed(make_integration, server):
-    """SPEC: a disabled integration raises IntegrationDisabled; run_test logs "disabled"."""
+    """reference.md: a disabled integration raises IntegrationDisabled; run_test logs "disabled"."""
     make_integration(base_url=f"{server.url}/api/", enabled=False)
     with pytest.raises(IntegrationDisabled):
         services.request("billing", "GET", "x")
@@ -51,7 +52,7 @@ def test_disabled_slug_raises_and_its_test_call_is_logged_as_failed(make_integra
 
 
 def test_row_fields(server, make_integration):
-    """SECURITY 25: source, method, URL without query values, status, ok, duration,
+    """security.md #25: source, method, URL without query values, status, ok, duration,
     attempts, remote request id, token kid and jti."""
     server.route("GET", "/api/items", lambda r: Reply(200, {}, {"X-Request-Id": "req-42"}))
     make_integration(
@@ -86,7 +87,7 @@ def test_request_id_is_taken_by_header_priority_whatever_the_case():
 
 
 def test_source_comes_from_the_session(server, make_integration):
-    """SPEC: a session got for a command logs source "command"."""
+    """reference.md: a session got for a command logs source "command"."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/")
     services.get_session("billing", source="command").get("x")
@@ -98,7 +99,7 @@ def test_source_comes_from_the_session(server, make_integration):
     [("all", [200, 500]), ("errors", [500]), ("none", [])],
 )
 def test_log_calls_setting(server, make_integration, log_calls, logged_statuses):
-    """SPEC: log_calls all / errors / none decides which calls leave a row."""
+    """reference.md: log_calls all / errors / none decides which calls leave a row."""
     server.route("GET", "/api/ok", lambda r: Reply(200, {}))
     server.route("GET", "/api/fail", lambda r: Reply(500, {}))
     make_integration(base_url=f"{server.url}/api/", log_calls=log_calls)
@@ -108,7 +109,7 @@ def test_log_calls_setting(server, make_integration, log_calls, logged_statuses)
 
 
 def test_test_calls_are_always_logged(server, make_integration):
-    """SPEC: run_test logs even with log_calls none, and checks expect_status."""
+    """reference.md: run_test logs even with log_calls none, and checks expect_status."""
     server.route("GET", "/api/health", lambda r: Reply(200, {}))
     make_integration(
         base_url=f"{server.url}/api/",
@@ -210,7 +211,7 @@ def test_execute_wrappers_see_the_log_insert(server, make_integration):
 
 
 def test_errors_from_the_session_are_logged_with_their_class(make_integration):
-    """SECURITY 25: a refused request is a row with the error class and no status."""
+    """security.md #25: a refused request is a row with the error class and no status."""
     make_integration(base_url="http://127.0.0.1:9/api/")
     with pytest.raises(IntegrationError):
         services.request("billing", "GET", "http://elsewhere.example/x")

@@ -1,5 +1,5 @@
-"""project.settings read from the environment (SPEC: Settings): safe production defaults,
-dev-only values only with DEBUG, a .env file read when present (SECURITY 6, 11)."""
+"""project.settings read from the environment (reference.md: Settings): safe production defaults,
+dev-only values only with DEBUG, a .env file read when present (security.md #6, #11)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def load(env: dict[str, str], root: Path = ROOT) -> dict[str, Any]:
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
-    """SPEC settings: with DJANGO_DEBUG unset and no DJANGO_SECRET_KEY, importing the
+    """reference.md settings: with DJANGO_DEBUG unset and no DJANGO_SECRET_KEY, importing the
     settings fails with ImproperlyConfigured naming the variable."""
     done = run(["-c", SHOW], settings_env(tmp_path))
     assert done.returncode != 0
@@ -53,7 +53,7 @@ def test_production_without_secret_key_refuses_to_start(tmp_path):
 
 
 def test_production_defaults_are_safe(tmp_path):
-    """SPEC settings, SECURITY 6, 11: DEBUG off, no storage key, private networks off,
+    """reference.md settings, security.md #6, #11: DEBUG off, no storage key, private networks off,
     default hosts, SQLite next to manage.py, local-memory cache, 30 days of logs."""
     values = load(settings_env(tmp_path, DJANGO_SECRET_KEY="prod-secret-" + "x" * 40))
     assert values["DEBUG"] is False
@@ -66,7 +66,7 @@ def test_production_defaults_are_safe(tmp_path):
 
 
 def test_debug_gets_dev_only_values(tmp_path):
-    """SPEC settings: with DJANGO_DEBUG=true a dev-only SECRET_KEY and storage key are
+    """reference.md settings: with DJANGO_DEBUG=true a dev-only SECRET_KEY and storage key are
     used and private networks are allowed, each overridable."""
     values = load(settings_env(tmp_path, DJANGO_DEBUG="true"))
     assert values["DEBUG"] is True and values["SECRET_KEY"].startswith("dev-only")
@@ -83,7 +83,7 @@ def test_debug_gets_dev_only_values(tmp_path):
 
 
 def test_env_file_is_read_and_environment_wins(tmp_path):
-    """SPEC settings: ENV_FILE's values apply; a variable set in the environment wins."""
+    """reference.md settings: ENV_FILE's values apply; a variable set in the environment wins."""
     env_file = tmp_path / "deploy.env"
     env_file.write_text(
         "DJANGO_SECRET_KEY=from-file-" + "y" * 40 + "\n"
@@ -112,7 +112,7 @@ def test_missing_env_file_is_a_clear_error(tmp_path):
 
 
 def test_dot_env_next_to_manage_py_is_read(tmp_path):
-    """SPEC settings: without ENV_FILE, BASE_DIR/.env is read when present (checked on a
+    """reference.md settings: without ENV_FILE, BASE_DIR/.env is read when present (checked on a
     copy of the project, so this checkout's own .env is never touched)."""
     shutil.copytree(ROOT / "project", tmp_path / "project")
     (tmp_path / ".env").write_text("DJANGO_DEBUG=true\nINTEGRATIONS_LOG_RETENTION_DAYS=90\n")

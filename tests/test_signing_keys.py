@@ -218,7 +218,7 @@ def test_the_next_keys_private_half_is_encrypted_and_bound_to_its_row(make_integ
 
 
 def test_storage_key_rotation_covers_next_keys(make_integration):
-    """SECURITY 8: integrations_rotate_keys re-encrypts next keys' secrets too."""
+    """security.md #8: integrations_rotate_keys re-encrypts next keys' secrets too."""
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[old]):
         bearer(make_integration)

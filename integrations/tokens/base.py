@@ -181,7 +181,7 @@ def send_kid_field() -> forms.BooleanField:
 def check_key(
     form: forms.Form, data: dict[str, Any], algorithm: str | None, key_field: str
 ) -> None:
-    """Add a form error on ``key_field`` unless its key suits ``algorithm`` (SECURITY 2-3);
+    """Add a form error on ``key_field`` unless its key suits ``algorithm`` (security.md #2-3);
     with a ``signer`` configured, check that instead: it replaces the key."""
     config = data.get(SIGNER_FIELD)
     if config not in (None, "", {}):
@@ -280,7 +280,7 @@ class TokenProvider:
         self.integration = integration
         self.slug = integration.slug
         self.base_url = integration.base_url
-        # Token endpoints get the integration's bounds (SECURITY 15).
+        # Token endpoints get the integration's bounds (security.md #15).
         self.timeout = (float(app_settings.CONNECT_TIMEOUT), float(integration.timeout or 10.0))
         self.options = self.map_options(options)
         self.cache_key = f"integrations:token:{integration.slug}:{integration.auth_fingerprint}"
@@ -362,7 +362,7 @@ class JWTProvider(TokenProvider):
         digest = hashlib.sha256(token.encode()).digest()
         if digest == self._last_minted:
             # Same claims in the same second sign to the same bytes, and a token that
-            # replaces a refused one must differ from it (SPEC): a jti makes it unique.
+            # replaces a refused one must differ from it (reference.md): a jti makes it unique.
             claims["jti"] = str(uuid.uuid4())
             token = self.signer.sign(claims)
             digest = hashlib.sha256(token.encode()).digest()

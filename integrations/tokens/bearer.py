@@ -1,4 +1,4 @@
-"""``jwt_bearer``: the signed JWT itself is the credential (SPEC: auth types)."""
+"""``jwt_bearer``: the signed JWT itself is the credential (reference.md: auth types)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ cache (``CACHE_URL``; Redis in production) shares tokens between processes, stor
 AES-GCM encrypted under the storage key ring with the cache key as associated data, so
 a cache dump reveals no token and an entry cannot be moved to another key.
 
-Refreshes are single-flight: one lock per key in the process (SECURITY 22), and across
+Refreshes are single-flight: one lock per key in the process (security.md #22), and across
 processes a ``cache.add`` lock (Redis ``SET NX`` with a TTL) that is re-checked after
-it is taken (SECURITY 23), so N processes hitting a cold integration cause one token
+it is taken (security.md #23), so N processes hitting a cold integration cause one token
 request. A holder that dies leaves a lock that expires after TOKEN_LOCK_TIMEOUT, and
 the waiters take over. With a local-memory cache this degrades to one refresh per
 process.

@@ -1,5 +1,5 @@
 """``jwt_exchange``: the JWT as Bearer to an exchange URL that answers with a token
-(SPEC: auth types). GitHub App installation tokens are the best-known case.
+(reference.md: auth types). GitHub App installation tokens are the best-known case.
 
 The token is read from ``token_field`` and its expiry from ``expires_field`` (ISO 8601
 or epoch seconds), else ``expires_in``, else the token's own ``exp`` when it is a JWT.

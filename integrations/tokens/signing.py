@@ -176,7 +176,7 @@ def standard_claims(
 
     ``"nbf": true`` in the claims adds ``nbf`` = ``iat``; ``"jti": true`` (or ``jti``
     here, for flows that always need one) adds a fresh uuid4 ``jti``. Epoch seconds are
-    integers (RFC 7519 §2 NumericDate; SECURITY 4-5).
+    integers (RFC 7519 §2 NumericDate; security.md #4-5).
     """
     issued = int(now if now is not None else time.time())
     payload = {name: value for name, value in claims.items() if value is not True}

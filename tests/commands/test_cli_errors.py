@@ -68,7 +68,7 @@ def test_missing_env_var_for_a_secret_is_one_line(env, tmp_path):
 
 
 def test_failed_test_call_exits_1_with_json_on_stdout(env):
-    """SPEC: exit 1 when a test call fails, and --json still writes its document."""
+    """reference.md: exit 1 when a test call fails, and --json still writes its document."""
     ran = manage("integrations_test", "--all", "--json", env=env)
     assert ran.code == 1 and ran.out.lstrip().startswith("[") and '"ok": false' in ran.out
     assert "Traceback" not in ran.err

@@ -23,8 +23,8 @@ def api(server, make_integration):
 
 
 def test_2xx_prints_status_headers_body_and_logs(api):
-    """SPEC: exit 0 on 2xx; the body is the only stdout; the call is logged (source
-    command) and went out with a valid JWT (SECURITY 4)."""
+    """reference.md: exit 0 on 2xx; the body is the only stdout; the call is logged (source
+    command) and went out with a valid JWT (security.md #4)."""
     reply = Reply(200, {"invoices": [1, 2]}, {"X-Request-Id": "req-7"})
     api.route("GET", "/api/invoices", lambda r: reply)
     ran = manage("integrations_call", "billing", "get", "invoices")
@@ -37,7 +37,7 @@ def test_2xx_prints_status_headers_body_and_logs(api):
 
 
 def test_credential_headers_are_redacted(api):
-    """SECURITY 26: Set-Cookie, Authorization-like, token and key headers and JWT-shaped
+    """security.md #26: Set-Cookie, Authorization-like, token and key headers and JWT-shaped
     values never reach the output."""
     jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
     headers = {
@@ -74,7 +74,7 @@ def test_data_from_a_file(api, tmp_path):
 
 
 def test_non_2xx_exits_1_and_still_shows_the_body(api):
-    """SPEC: any status but 2xx exits 1; the body is still printed for diagnosis."""
+    """reference.md: any status but 2xx exits 1; the body is still printed for diagnosis."""
     api.route("GET", "/api/x", lambda r: Reply(404, {"error": "no such invoice"}))
     ran = manage("integrations_call", "billing", "GET", "x")
     assert ran.code == 1 and "no such invoice" in ran.out and "status 404" in ran.err
@@ -99,7 +99,7 @@ def test_user_mistakes_exit_2_with_one_line_and_no_call(api, args, message):
 
 
 def test_disabled_or_unreachable_exit_1_without_a_traceback(api):
-    """SPEC: a disabled integration or a failed call exits 1 with a one-line reason."""
+    """reference.md: a disabled integration or a failed call exits 1 with a one-line reason."""
     Integration.objects.filter(slug="billing").update(enabled=False)
     ran = manage("integrations_call", "billing", "GET", "x")
     assert ran.code == 1 and "disabled" in ran.err

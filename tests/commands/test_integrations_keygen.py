@@ -25,7 +25,7 @@ def rs256(make_integration, **fields):
 
 def test_replace_stores_a_new_key_whose_public_half_verifies_tokens(server, make_integration):
     """The printed public PEM verifies the tokens the integration now signs (joserfc);
-    the private half never appears in the output (SECURITY 26, 29)."""
+    the private half never appears in the output (security.md #26, #29)."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     rs256(make_integration, base_url=f"{server.url}/api/")
     ran = manage("integrations_keygen", "billing", "--replace")

@@ -27,7 +27,8 @@ def two(server, make_integration):
 
 
 def test_all_passing_exits_0_and_logs_source_command(server, make_integration):
-    """SPEC: exit 0 when every test passes; each call leaves a CallLog row (source command)."""
+    """reference.md: exit 0 when every test passes; each call leaves a CallLog row
+    (source command)."""
     server.route("GET", "/up/health", lambda r: Reply(200, {}))
     make_integration("up", base_url=f"{server.url}/up/", test_request={"path": "health"})
     ran = manage("integrations_test", "up")
@@ -38,7 +39,7 @@ def test_all_passing_exits_0_and_logs_source_command(server, make_integration):
 
 
 def test_json_is_the_only_stdout_and_has_the_contract_fields(two):
-    """SPEC --json: one JSON list on stdout with slug/ok/status_code/duration_ms/error;
+    """reference.md --json: one JSON list on stdout with slug/ok/status_code/duration_ms/error;
     human text on stderr; exit 1 because one failed."""
     ran = manage("integrations_test", "--all", "--json")
     assert ran.code == 1
@@ -53,7 +54,8 @@ def test_json_is_the_only_stdout_and_has_the_contract_fields(two):
 
 
 def test_all_skips_disabled_but_a_named_disabled_one_fails(two):
-    """SPEC: --all is every enabled integration; a disabled one named fails with "disabled"."""
+    """reference.md: --all is every enabled integration; a disabled one named fails
+    with "disabled"."""
     Integration.objects.filter(slug="down").update(enabled=False)
     assert manage("integrations_test", "--all", "--json").code == 0
     ran = manage("integrations_test", "down", "--json")
@@ -62,7 +64,7 @@ def test_all_skips_disabled_but_a_named_disabled_one_fails(two):
 
 
 def test_unknown_slug_exits_2_and_tests_nothing(two):
-    """SPEC: an unknown slug is a usage error (exit 2) and no call is made."""
+    """reference.md: an unknown slug is a usage error (exit 2) and no call is made."""
     ran = manage("integrations_test", "up", "nope")
     assert ran.code == 2 and "unknown integration: nope" in ran.err
     assert not CallLog.objects.exists()
@@ -70,12 +72,12 @@ def test_unknown_slug_exits_2_and_tests_nothing(two):
 
 @pytest.mark.parametrize("args", [[], ["up", "--all"], ["up", "--parallel", "0"]])
 def test_usage_errors_exit_2(two, args):
-    """SPEC: usage errors exit 2 with one line."""
+    """reference.md: usage errors exit 2 with one line."""
     assert manage("integrations_test", *args).code == 2
 
 
 def test_undecryptable_secret_fails_that_integration_only(two, settings):
-    """SPEC, SECURITY 9: a secret the key ring cannot decrypt fails that integration's
+    """reference.md, security.md #9: a secret the key ring cannot decrypt fails that integration's
     result with a clear error, the others still run; exit 1, no traceback, no secret."""
     settings.INTEGRATIONS_ENCRYPTION_KEYS = ["b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktISE="]
     ran = manage("integrations_test", "up", "--json")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_jwt_bearer_shows_header_and_claims_not_the_token(make_integration):
-    """SECURITY 26: the output decodes the token but holds neither it nor its signature."""
+    """security.md #26: the output decodes the token but holds neither it nor its signature."""
     make_integration(auth_config={"algorithm": "ES256", "key_id": "k9",
                                   "claims": {"iss": "shop", "aud": "billing", "jti": True}},
                      secrets={"key": key_for("ES256")})

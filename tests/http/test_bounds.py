@@ -1,4 +1,4 @@
-"""Bounds on every call (SECURITY 15-17): timeouts, an overall deadline, a size cap."""
+"""Bounds on every call (security.md #15-17): timeouts, an overall deadline, a size cap."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def small_cap(settings):
 
 
 def test_dripping_body_stops_at_the_deadline(make_integration):
-    """SECURITY 16: one byte every 0.4 s never trips the read timeout, yet the call ends
+    """security.md #16: one byte every 0.4 s never trips the read timeout, yet the call ends
     at its deadline with DeadlineExceeded, an IntegrationError."""
     with RawServer(drip(0.4)) as srv:
         make_integration(base_url=f"{srv.url}/api/", timeout=1)
@@ -38,7 +38,7 @@ def test_dripping_body_stops_at_the_deadline(make_integration):
 
 
 def test_default_deadline_is_the_read_timeout_times_the_factor(make_integration, settings):
-    """SECURITY 16: without an explicit deadline, DEADLINE_FACTOR x read timeout bounds it
+    """security.md #16: without an explicit deadline, DEADLINE_FACTOR x read timeout bounds it
     (or connect + read timeout, when that is longer)."""
     settings.INTEGRATIONS_DEADLINE_FACTOR = 1.5
     settings.INTEGRATIONS_CONNECT_TIMEOUT = 0.2
@@ -49,7 +49,7 @@ def test_default_deadline_is_the_read_timeout_times_the_factor(make_integration,
 
 
 def test_read_timeout_raises_requests_timeout(make_integration):
-    """SECURITY 15: a silent server trips the integration's read timeout."""
+    """security.md #15: a silent server trips the integration's read timeout."""
     with RawServer(silent(3)) as srv:
         make_integration(base_url=f"{srv.url}/api/", timeout=0.3)
         with pytest.raises(requests.Timeout):
@@ -58,7 +58,7 @@ def test_read_timeout_raises_requests_timeout(make_integration):
 
 
 def test_declared_length_over_the_cap_is_refused_unread(server, make_integration, small_cap):
-    """SECURITY 17: a Content-Length over the cap aborts before the body is read."""
+    """security.md #17: a Content-Length over the cap aborts before the body is read."""
     server.route("GET", "/api/big", lambda r: Reply(200, b"x" * (10 * 1024 * 1024)))
     make_integration(base_url=f"{server.url}/api/")
     with pytest.raises(ResponseTooLarge, match="declares 10485760 bytes") as caught:
@@ -68,7 +68,7 @@ def test_declared_length_over_the_cap_is_refused_unread(server, make_integration
 
 
 def test_default_cap_is_ten_mebibytes(server, make_integration):
-    """SECURITY 17: with no override, a 10 MiB + 1 body is refused."""
+    """security.md #17: with no override, a 10 MiB + 1 body is refused."""
     server.route("GET", "/api/big", lambda r: Reply(200, b"x" * (10 * 1024 * 1024 + 1)))
     make_integration(base_url=f"{server.url}/api/")
     with pytest.raises(ResponseTooLarge):
@@ -79,7 +79,7 @@ def test_default_cap_is_ten_mebibytes(server, make_integration):
 def test_compressed_bomb_stops_at_the_cap_of_decoded_bytes(
     server, make_integration, small_cap, encoding
 ):
-    """SECURITY 17: a small compressed body that inflates past the cap aborts cleanly."""
+    """security.md #17: a small compressed body that inflates past the cap aborts cleanly."""
     plain = b"\0" * (8 * 1024 * 1024)
     body = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
     assert len(body) < 64 * 1024
@@ -106,7 +106,7 @@ def test_compressed_body_under_the_cap_is_decoded(server, make_integration, smal
 
 
 def test_unannounced_length_is_counted_as_it_arrives(make_integration, small_cap):
-    """SECURITY 17: a body without Content-Length (read to close) is capped too."""
+    """security.md #17: a body without Content-Length (read to close) is capped too."""
 
     def endless(conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
@@ -128,7 +128,7 @@ def test_caller_streaming_gets_an_unread_body(server, make_integration):
 
 
 def test_dripping_headers_stop_at_the_deadline(make_integration):
-    """SECURITY 16: a server that drips the response head (one header byte every 0.4 s)
+    """security.md #16: a server that drips the response head (one header byte every 0.4 s)
     is cut off at the deadline by the watchdog, not after the whole head."""
 
     def drip_head(conn):
@@ -167,7 +167,7 @@ def test_finished_calls_leave_nothing_watched(server, make_integration):
 
 
 def test_dripping_tls_handshake_stops_at_the_deadline(make_integration):
-    """SECURITY 16: a server that drips its TLS handshake (a record header promising 16 KB,
+    """security.md #16: a server that drips its TLS handshake (a record header promising 16 KB,
     then a byte every 0.4 s) is cut off at the deadline too."""
 
     def drip_handshake(conn):

@@ -1,4 +1,4 @@
-"""The optional circuit breaker (SECURITY 19): after N failed calls in a row, fail fast
+"""The optional circuit breaker (security.md #19): after N failed calls in a row, fail fast
 for a while, then let one trial call decide."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def circuit(settings, now):
 
 
 def test_opens_after_failures_in_a_row_and_fails_fast(server, make_integration, circuit):
-    """SECURITY 19: three 503s in a row open the circuit; the next call is not sent,
+    """security.md #19: three 503s in a row open the circuit; the next call is not sent,
     raises CircuitOpen (an IntegrationError and a requests.RequestException) and is
     logged with no attempt."""
     server.route("GET", "/api/x", lambda r: Reply(503, b"down"))

@@ -1,4 +1,4 @@
-"""The address guard (SECURITY 10-11): private addresses refused at connect time."""
+"""The address guard (security.md #10-11): private addresses refused at connect time."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def private_blocked(settings):
 def test_every_private_form_is_refused_before_connecting(
     server, make_integration, private_blocked, host
 ):
-    """SECURITY 11: each spelling of a non-global address is refused, nothing reaches the
+    """security.md #11: each spelling of a non-global address is refused, nothing reaches the
     loopback server, and the refusal is logged with its class."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}))
     make_integration(base_url=f"http://{host}:{server.port}/api/")
@@ -58,7 +58,7 @@ def test_every_private_form_is_refused_before_connecting(
 def test_refused_address_is_an_integration_error_with_a_clear_message(
     server, make_integration, private_blocked
 ):
-    """SECURITY 11: the message names the host, the address and the setting to change."""
+    """security.md #11: the message names the host, the address and the setting to change."""
     make_integration(base_url=f"http://2130706433:{server.port}/api/")
     with pytest.raises(IntegrationError) as caught:
         services.request("billing", "GET", "x")
@@ -68,7 +68,7 @@ def test_refused_address_is_an_integration_error_with_a_clear_message(
 
 
 def test_token_endpoint_sessions_are_guarded_too(server, private_blocked):
-    """SECURITY 11: create_session (token endpoints) refuses private addresses."""
+    """security.md #11: create_session (token endpoints) refuses private addresses."""
     server.route("POST", "/token", lambda r: Reply(200, {"access_token": "t"}))
     with pytest.raises(RequestRefused):
         create_session().post(f"{server.url}/token", data={"a": "b"})
@@ -85,7 +85,7 @@ def test_allowed_when_the_setting_says_so(server, make_integration):
 def test_check_and_connect_use_one_resolution(
     server, make_integration, private_blocked, monkeypatch
 ):
-    """SECURITY 11 (no DNS rebinding): the host is resolved once per connection and the
+    """security.md #11 (no DNS rebinding): the host is resolved once per connection and the
     socket connects to the address that was checked, not to a second lookup's answer."""
     server.route("GET", "/api/x", lambda r: Reply(200, {"ok": True}))
     real = socket.getaddrinfo
@@ -122,7 +122,7 @@ def test_check_and_connect_use_one_resolution(
     ],
 )
 def test_addresses_embedding_or_naming_private_ones_are_not_public(address):
-    """SECURITY 11: IPv6 forms that carry a private IPv4 address, and special ranges."""
+    """security.md #11: IPv6 forms that carry a private IPv4 address, and special ranges."""
     assert not guard.is_public(ipaddress.ip_address(address))
 
 
@@ -136,7 +136,7 @@ def test_public_addresses_pass(address):
     "url", ["ftp://127.0.0.1/x", "file:///etc/passwd", "http://user:pw@127.0.0.1/x"]
 )
 def test_only_http_urls_without_userinfo_are_saved(make_integration, url):
-    """SECURITY 10: base URLs are http(s) only and carry no user:password@."""
+    """security.md #10: base URLs are http(s) only and carry no user:password@."""
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):

@@ -1,4 +1,4 @@
-"""Redirects (SECURITY 12): off by default; when on, each hop re-checked and every
+"""Redirects (security.md #12): off by default; when on, each hop re-checked and every
 credential header dropped when the host changes."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def moved(location: str):
 
 
 def test_redirects_are_not_followed_by_default(server, other, make_integration):
-    """SECURITY 12: the 302 itself is returned; the other server sees nothing."""
+    """security.md #12: the 302 itself is returned; the other server sees nothing."""
     server.route("GET", "/api/x", moved(f"{other.url}/y"))
     make_integration(base_url=f"{server.url}/api/")
     response = services.request("billing", "GET", "x")
@@ -41,7 +41,7 @@ def test_same_host_redirect_keeps_the_token(server, make_integration):
 
 
 def test_other_host_gets_no_credential_headers(server, other, make_integration):
-    """SECURITY 12: on a host change Authorization, the provider's custom header_name,
+    """security.md #12: on a host change Authorization, the provider's custom header_name,
     Cookie and Proxy-Authorization are all dropped (requests drops only Authorization)."""
     server.route("GET", "/api/x", moved(f"http://localhost:{other.port}/landing"))
     other.route("GET", "/landing", lambda r: Reply(200, {"landed": True}))
@@ -65,7 +65,7 @@ def test_other_host_gets_no_credential_headers(server, other, make_integration):
 
 
 def test_401_from_the_other_host_is_not_answered_with_a_token(server, other, make_integration):
-    """SECURITY 12/24: the 401 retry is dropped with the credentials, so the other host
+    """security.md #12/24: the 401 retry is dropped with the credentials, so the other host
     never receives a fresh token either."""
     server.route("GET", "/api/x", moved(f"http://localhost:{other.port}/landing"))
     other.route("GET", "/landing", lambda r: Reply(401, b""))
@@ -75,7 +75,7 @@ def test_401_from_the_other_host_is_not_answered_with_a_token(server, other, mak
 
 
 def test_each_hop_is_checked_by_the_address_guard(server, make_integration, settings, monkeypatch):
-    """SECURITY 11-12: a redirect to a private address is refused at connect time."""
+    """security.md #11-12: a redirect to a private address is refused at connect time."""
     settings.INTEGRATIONS_ALLOW_PRIVATE_NETWORKS = False
     monkeypatch.setattr(guard, "is_public", lambda ip: str(ip) == "127.0.0.1")
     server.route("GET", "/api/x", moved("http://127.0.0.2:9/metadata"))
@@ -86,7 +86,7 @@ def test_each_hop_is_checked_by_the_address_guard(server, make_integration, sett
 
 @pytest.mark.parametrize("location", ["ftp://127.0.0.1/x", "http://u:p@127.0.0.1/x"])
 def test_redirect_to_other_schemes_or_userinfo_is_refused(server, make_integration, location):
-    """SECURITY 10: hops must be http(s) without user:password@."""
+    """security.md #10: hops must be http(s) without user:password@."""
     server.route("GET", "/api/x", moved(location))
     make_integration(base_url=f"{server.url}/api/", follow_redirects=True)
     with pytest.raises(RequestRefused):

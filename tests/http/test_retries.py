@@ -1,4 +1,4 @@
-"""Retries (SECURITY 18): idempotent methods on connection errors and 429/502/503/504,
+"""Retries (security.md #18): idempotent methods on connection errors and 429/502/503/504,
 backoff with jitter, Retry-After capped, POST only with an idempotency key."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def sequence(*replies: Reply):
 
 
 def test_503_with_retry_after_then_200(server, make_integration, waits):
-    """SECURITY 18: the 503 is retried after the Retry-After it asked for; one log row
+    """security.md #18: the 503 is retried after the Retry-After it asked for; one log row
     counts both attempts."""
     server.route(
         "GET", "/api/x", sequence(Reply(503, b"busy", {"Retry-After": "2"}), Reply(200, {"ok": 1}))
@@ -47,7 +47,7 @@ def test_503_with_retry_after_then_200(server, make_integration, waits):
 
 
 def test_retry_after_is_capped(server, make_integration, waits, settings):
-    """SECURITY 18: a Retry-After of an hour waits only RETRY_AFTER_CAP."""
+    """security.md #18: a Retry-After of an hour waits only RETRY_AFTER_CAP."""
     settings.INTEGRATIONS_RETRY_AFTER_CAP = 1.5
     server.route(
         "GET", "/api/x", sequence(Reply(429, b"", {"Retry-After": "3600"}), Reply(200, {}))
@@ -73,7 +73,7 @@ def test_retry_after_as_http_date(server, make_integration, waits):
 def test_retryable_statuses_give_up_after_the_budget(
     server, make_integration, waits, settings, status
 ):
-    """SECURITY 18: RETRY_TOTAL retries, growing backoff with jitter, then the last
+    """security.md #18: RETRY_TOTAL retries, growing backoff with jitter, then the last
     response is returned (not raised)."""
     settings.INTEGRATIONS_RETRY_TOTAL = 3
     server.route("GET", "/api/x", lambda r: Reply(status, b""))
@@ -88,7 +88,7 @@ def test_retryable_statuses_give_up_after_the_budget(
 
 
 def test_500_is_not_retried(server, make_integration, waits):
-    """SECURITY 18: only 429/502/503/504 are retried."""
+    """security.md #18: only 429/502/503/504 are retried."""
     server.route("GET", "/api/x", lambda r: Reply(500, b""))
     make_integration(base_url=f"{server.url}/api/")
     assert services.request("billing", "GET", "x").status_code == 500
@@ -96,7 +96,7 @@ def test_500_is_not_retried(server, make_integration, waits):
 
 
 def test_post_is_not_retried(server, make_integration, waits):
-    """SECURITY 18: a POST without an idempotency header is sent once, whatever comes back."""
+    """security.md #18: a POST without an idempotency header is sent once, whatever comes back."""
     server.route("POST", "/api/orders", lambda r: Reply(503, b"", {"Retry-After": "1"}))
     make_integration(base_url=f"{server.url}/api/")
     response = services.request("billing", "POST", "orders", json={"n": 1})
@@ -106,7 +106,7 @@ def test_post_is_not_retried(server, make_integration, waits):
 
 
 def test_post_with_idempotency_header_is_retried_with_one_key(server, make_integration, waits):
-    """SECURITY 18 (stripe-python): with idempotency_header set, POST is retried and every
+    """security.md #18 (stripe-python): with idempotency_header set, POST is retried and every
     attempt carries the same generated key."""
     server.route("POST", "/api/orders", sequence(Reply(502, b""), Reply(503, b""), Reply(201, {})))
     make_integration(base_url=f"{server.url}/api/", idempotency_header="Idempotency-Key")
@@ -128,7 +128,7 @@ def test_callers_own_idempotency_key_is_kept(server, make_integration, waits):
 
 
 def test_connection_refused_is_retried_then_raised(make_integration, waits, settings):
-    """SECURITY 18: connection errors on GET are retried with backoff, then raised as
+    """security.md #18: connection errors on GET are retried with backoff, then raised as
     requests.ConnectionError; the row counts every attempt."""
     settings.INTEGRATIONS_RETRY_TOTAL = 2
     make_integration(base_url=f"http://127.0.0.1:{closed_port()}/api/")
@@ -143,7 +143,7 @@ OK_CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok
 
 
 def test_read_timeout_on_get_is_retried(make_integration, waits):
-    """SECURITY 18: a GET whose first attempt times out reading is sent again (within the
+    """security.md #18: a GET whose first attempt times out reading is sent again (within the
     deadline); the row counts both attempts."""
     with RawServer(silent_first(2, OK_CLOSE)) as srv:
         make_integration(base_url=f"{srv.url}/api/", timeout=0.3)
@@ -155,7 +155,7 @@ def test_read_timeout_on_get_is_retried(make_integration, waits):
 
 
 def test_read_timeout_on_post_is_not_retried(make_integration, waits):
-    """SECURITY 18: a POST that timed out may have been done: without an idempotency key
+    """security.md #18: a POST that timed out may have been done: without an idempotency key
     it is not sent again."""
     with RawServer(silent_first(2, OK_CLOSE)) as srv:
         make_integration(base_url=f"{srv.url}/api/", timeout=0.3)
@@ -166,7 +166,7 @@ def test_read_timeout_on_post_is_not_retried(make_integration, waits):
 
 
 def test_retries_never_sleep_past_the_deadline(server, make_integration, waits):
-    """SECURITY 16/18: a Retry-After longer than what is left of the deadline ends the
+    """security.md #16/18: a Retry-After longer than what is left of the deadline ends the
     retries and returns the response."""
     server.route("GET", "/api/x", lambda r: Reply(503, b"", {"Retry-After": "30"}))
     make_integration(base_url=f"{server.url}/api/")

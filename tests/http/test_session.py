@@ -1,5 +1,5 @@
 """The session factory and IntegrationSession: defaults that hold whatever the caller
-or the environment does (SECURITY 13-14, 20)."""
+or the environment does (security.md #13-14, #20)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_paths_and_same_origin_urls_resolve_against_base_url(server, make_integration):
-    """SPEC: a path is appended to base_url; an absolute URL on the same origin is fine."""
+    """reference.md: a path is appended to base_url; an absolute URL on the same origin is fine."""
     server.route("GET", "/api/v3/user", lambda r: Reply(200, {}))
     make_integration(base_url=f"{server.url}/api/v3")
     session = services.get_session("billing")
@@ -54,7 +54,7 @@ def test_user_agent_and_integration_headers_are_sent(server, make_integration):
 
 
 def test_netrc_and_proxy_variables_change_nothing(server, make_integration, tmp_path, monkeypatch):
-    """SECURITY 13: a ~/.netrc entry for the host and HTTP(S)_PROXY variables neither
+    """security.md #13: a ~/.netrc entry for the host and HTTP(S)_PROXY variables neither
     replace the Bearer token nor route the call elsewhere."""
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
@@ -74,7 +74,7 @@ def test_netrc_and_proxy_variables_change_nothing(server, make_integration, tmp_
 
 
 def test_verify_false_cannot_be_passed_or_set(server, make_integration):
-    """SECURITY 14: neither verify=False per call nor session.verify = False turns TLS
+    """security.md #14: neither verify=False per call nor session.verify = False turns TLS
     verification off; both are refused before anything is sent."""
     make_integration(base_url=f"{server.url}/api/")
     with pytest.raises(RequestRefused, match="TLS verification cannot be turned off"):
@@ -87,14 +87,14 @@ def test_verify_false_cannot_be_passed_or_set(server, make_integration):
 
 
 def test_proxies_argument_is_refused(server, make_integration):
-    """SECURITY 13: a proxy would bypass the address guard."""
+    """security.md #13: a proxy would bypass the address guard."""
     make_integration(base_url=f"{server.url}/api/")
     with pytest.raises(RequestRefused, match="proxies"):
         services.request("billing", "GET", "x", proxies={"http": "http://127.0.0.1:1"})
 
 
 def test_cookies_are_never_kept_on_the_shared_session(server, make_integration):
-    """SECURITY 20: the cookie jar is shared by threads, so it stays empty."""
+    """security.md #20: the cookie jar is shared by threads, so it stays empty."""
     server.route("GET", "/api/x", lambda r: Reply(200, {}, {"Set-Cookie": "sid=abc; Path=/"}))
     make_integration(base_url=f"{server.url}/api/")
     session = services.get_session("billing")
@@ -173,7 +173,7 @@ def test_session_environment_settings_pass_through():
 
 
 def test_private_ca_needs_the_integrations_ca_bundle(tls_server, make_integration, ca, tmp_path):
-    """SECURITY 14: a server signed by a private CA fails verification, and works once
+    """security.md #14: a server signed by a private CA fails verification, and works once
     the integration names that CA's bundle."""
     tls_server.route("GET", "/api/x", lambda r: Reply(200, {"tls": True}))
     base = f"https://localhost:{tls_server.port}/api/"
@@ -189,7 +189,7 @@ def test_private_ca_needs_the_integrations_ca_bundle(tls_server, make_integratio
 
 @pytest.mark.django_db(transaction=True)
 def test_32_threads_share_one_session(server, make_integration):
-    """SECURITY 20: 32 threads calling through one session each get their own response,
+    """security.md #20: 32 threads calling through one session each get their own response,
     no errors, the same cached token, and (where the database takes concurrent writers)
     one log row per call."""
     def echo(request):

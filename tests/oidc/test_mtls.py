@@ -155,7 +155,7 @@ def test_the_adapter_keeps_the_guard_and_mounts_on_https(ca_leaf: str) -> None:
     assert http.get_adapter("https://api.example/") is adapter
     assert isinstance(adapter, ClientCertificateAdapter)
     assert adapter.poolmanager.connection_pool_kw["ssl_context"] is adapter.ssl_context
-    # The guarded connection classes stay in place (SECURITY 11).
+    # The guarded connection classes stay in place (security.md #11).
     from integrations.http.adapter import POOL_CLASSES
 
     assert adapter.poolmanager.pool_classes_by_scheme is POOL_CLASSES

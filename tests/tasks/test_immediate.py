@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_enqueue_tests_runs_each_and_logs_source_task(server, make_integration):
-    """SPEC call log: each enqueued test call leaves one CallLog row with source "task"."""
+    """reference.md call log: each enqueued test call leaves one CallLog row with source "task"."""
     server.route("GET", "/a/health", lambda r: Reply(200, {}))
     server.route("GET", "/b/health", lambda r: Reply(500, {}))
     a = make_integration("alpha", base_url=f"{server.url}/a/", test_request={"path": "health"})
@@ -30,7 +30,7 @@ def test_enqueue_tests_runs_each_and_logs_source_task(server, make_integration):
 
 
 def test_task_result_holds_no_secret(server, make_integration):
-    """SECURITY 26: a task's stored result (kept by engines like RQ) has no token or key."""
+    """security.md #26: a task's stored result (kept by engines like RQ) has no token or key."""
     server.route("GET", "/a/health", lambda r: Reply(401, {"token": r.bearer}))
     integration = make_integration(
         "alpha", base_url=f"{server.url}/a/", test_request={"path": "health"}

@@ -83,7 +83,7 @@ class TokenServer:
 def test_four_rq_workers_run_enqueued_tests_with_one_token_request(
     server, tmp_path, env, redis_queue
 ):
-    """Issue 6, SECURITY 23: `integrations_test --all --enqueue` puts one task per
+    """Issue 6, security.md #23: `integrations_test --all --enqueue` puts one task per
     integration on RQ; four real worker processes run them (and 7 more of one
     integration, four at a time), every result lands in CallLog with source "task", and
     the workers share one token through the Redis cache: one token request in all."""

@@ -82,7 +82,7 @@ def fire(threads: int, call) -> list:
 
 @pytest.mark.parametrize("flow", SETUPS)
 def test_fifty_threads_on_an_expired_token_cause_one_mint(server, make_integration, flow):
-    """SECURITY 22: 50 threads hitting an expired token trigger exactly one token request
+    """security.md #22: 50 threads hitting an expired token trigger exactly one token request
     (the endpoint sleeps, so they really overlap); all use the new token."""
     auth = SETUPS[flow](server, make_integration, delay=0.3)
     session = services.get_session("billing")
@@ -96,7 +96,7 @@ def test_fifty_threads_on_an_expired_token_cause_one_mint(server, make_integrati
 
 
 def test_a_token_expiring_mid_run_is_replaced_once(server, make_integration, monkeypatch):
-    """SECURITY 21: calls reuse the token until the refresh margin before expiry, then
+    """security.md #21: calls reuse the token until the refresh margin before expiry, then
     one new token is obtained and used for the rest of the run."""
     auth = grant_setup(server, make_integration, expires_in=3600)
     sent = []
@@ -114,7 +114,7 @@ def test_a_token_expiring_mid_run_is_replaced_once(server, make_integration, mon
 
 @pytest.mark.parametrize("flow", SETUPS)
 def test_401_obtains_a_fresh_token_and_retries_once(server, make_integration, flow):
-    """SECURITY 24: the remote revokes the cached token; the 401 drops it, one new token
+    """security.md #24: the remote revokes the cached token; the 401 drops it, one new token
     is obtained (different bytes) and the call retried once, logged as 2 attempts."""
     auth = SETUPS[flow](server, make_integration)
     Integration.objects.filter(slug="billing").update(log_calls="all")
@@ -130,7 +130,7 @@ def test_401_obtains_a_fresh_token_and_retries_once(server, make_integration, fl
 
 @pytest.mark.parametrize("flow", SETUPS)
 def test_second_401_is_returned_not_looped(server, make_integration, flow):
-    """SECURITY 24: an API that refuses every token gets exactly two attempts, each with
+    """security.md #24: an API that refuses every token gets exactly two attempts, each with
     a different token, and the second 401 is returned."""
     auth = SETUPS[flow](server, make_integration)
     server.route("GET", "/api/resource", lambda r: Reply(401, {"error": "invalid_token"}))
@@ -144,7 +144,7 @@ def test_second_401_is_returned_not_looped(server, make_integration, flow):
 def test_refused_jwt_bearer_token_without_jti_is_still_replaced_by_different_bytes(
     server, make_integration
 ):
-    """SPEC: a token minted to replace a refused one differs from it, even in the same
+    """reference.md: a token minted to replace a refused one differs from it, even in the same
     second with no jti configured (same claims would sign to the same bytes)."""
     server.route("GET", "/api/x", lambda r: Reply(401))
     make_integration(
@@ -159,7 +159,7 @@ def test_refused_jwt_bearer_token_without_jti_is_still_replaced_by_different_byt
 
 @pytest.mark.parametrize("change", ["claims", "key"])
 def test_an_admin_edit_takes_effect_at_once(server, make_integration, change):
-    """SECURITY 21: the cache key carries the auth fingerprint, so a changed key or claim
+    """security.md #21: the cache key carries the auth fingerprint, so a changed key or claim
     is used on the very next call, not when the old token expires."""
     server.route("GET", "/api/x", lambda r: Reply(200))
     integration = make_integration(
@@ -185,7 +185,7 @@ def test_an_admin_edit_takes_effect_at_once(server, make_integration, change):
 
 @override_settings(INTEGRATIONS_TOKEN_LOCK_TIMEOUT=1)
 def test_a_dead_lock_holder_does_not_block_forever(server, make_integration):
-    """SECURITY 23: a refresh lock left by a process that died expires after its TTL and
+    """security.md #23: a refresh lock left by a process that died expires after its TTL and
     the next caller obtains the token itself."""
     auth = grant_setup(server, make_integration)
     session = services.get_session("billing")
@@ -195,7 +195,7 @@ def test_a_dead_lock_holder_does_not_block_forever(server, make_integration):
 
 
 def test_a_waiter_takes_the_token_the_lock_holder_wrote(server, make_integration):
-    """SECURITY 23: while another process holds the lock, callers wait and then use the
+    """security.md #23: while another process holds the lock, callers wait and then use the
     token it shares instead of requesting their own."""
     auth = grant_setup(server, make_integration)
     session = services.get_session("billing")
@@ -216,7 +216,7 @@ def test_a_waiter_takes_the_token_the_lock_holder_wrote(server, make_integration
 
 
 def test_shared_cache_holds_tokens_encrypted(server, make_integration):
-    """SECURITY 26: the token in Django's cache is sealed (AES-GCM), not readable."""
+    """security.md #26: the token in Django's cache is sealed (AES-GCM), not readable."""
     auth = grant_setup(server, make_integration)
     session = services.get_session("billing")
     session.get("resource")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_google_key_file_imported_from_a_file_round_trips(server, tmp_path):
-    """SPEC configuration file: {"file": ...} reads the JSON key file at import; the
+    """reference.md configuration file: {"file": ...} reads the JSON key file at import; the
     grant works; export writes the secret as null and re-importing it keeps the key."""
     auth = AuthServer(
         server,

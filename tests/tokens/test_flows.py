@@ -55,7 +55,7 @@ def grant_form(request):
 
 
 def test_jwt_grant_trades_the_assertion_and_reuses_the_access_token(server, make_integration):
-    """RFC 7523 §2.1, SECURITY 4, 21: form POST with grant_type/assertion/scope, aud = the
+    """RFC 7523 §2.1, security.md #4, #21: form POST with grant_type/assertion/scope, aud = the
     token URL by default; the access token is sent as Bearer and reused."""
     auth = AuthServer(
         server,
@@ -75,7 +75,7 @@ def test_jwt_grant_trades_the_assertion_and_reuses_the_access_token(server, make
 
 def test_jwt_grant_with_a_broken_rule_is_refused_with_a_typed_error(server, make_integration):
     """Negative: an aud the server does not accept is refused; the error carries OAuth's
-    error and description and never the assertion or key (SECURITY 26)."""
+    error and description and never the assertion or key (security.md #26)."""
     auth = AuthServer(
         server,
         algorithm="RS256",
@@ -94,7 +94,7 @@ def test_jwt_grant_with_a_broken_rule_is_refused_with_a_typed_error(server, make
 
 
 def test_token_endpoint_echoing_the_assertion_is_redacted(server, make_integration):
-    """SECURITY 26: a server that echoes the assertion in error_description does not get
+    """security.md #26: a server that echoes the assertion in error_description does not get
     it into the exception text."""
 
     def echo(request):
@@ -140,7 +140,7 @@ def test_unreachable_token_endpoint_is_a_token_error(make_integration, server):
 
 
 def test_token_url_is_validated_on_save(make_integration, server):
-    """SECURITY 10: token_url is checked like base_url (scheme, host, no user:pass@)."""
+    """security.md #10: token_url is checked like base_url (scheme, host, no user:pass@)."""
     from django.core.exceptions import ValidationError
 
     for bad in ("ftp://idp.example/token", "https://user:pw@idp.example/token", "/token"):
@@ -250,7 +250,7 @@ def exchange_integration(make_integration, server, **options):
     ids=["iso8601", "epoch", "epoch-text"],
 )
 def test_jwt_exchange_reads_token_and_expiry_fields(server, make_integration, expires):
-    """SPEC jwt_exchange: JWT as Bearer to exchange_url; token and expiry (ISO 8601 or
+    """reference.md jwt_exchange: JWT as Bearer to exchange_url; token and expiry (ISO 8601 or
     epoch seconds) read from the configured fields; the token is reused until then."""
     auth = AuthServer(
         server,
@@ -292,7 +292,7 @@ def test_jwt_exchange_bad_expiry_is_a_clear_error(server, make_integration):
 
 
 def test_secrets_never_reach_call_logs_or_errors(server, make_integration):
-    """SECURITY 26: after a refused exchange, no log row or message holds the key."""
+    """security.md #26: after a refused exchange, no log row or message holds the key."""
     server.route(
         "POST", "/exchange", lambda r: Reply(403, {"message": "Bad credentials " + CANARY})
     )
@@ -335,7 +335,7 @@ def test_jwt_exchange_with_a_broken_rule_is_refused(server, make_integration):
 
 
 def test_token_endpoints_go_through_the_address_guard(server, make_integration, settings):
-    """SECURITY 11: token URLs are called through the session factory, so the address
+    """security.md #11: token URLs are called through the session factory, so the address
     guard refuses a loopback token URL when private networks are not allowed; nothing
     reaches the token endpoint."""
     from integrations.exceptions import RequestRefused

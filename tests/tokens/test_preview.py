@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_preview_shows_header_and_claims_without_signature(make_integration):
-    """SECURITY 1, 4, 29: alg/kid/typ and the claims of the next token, nothing secret."""
+    """security.md #1, #4, #29: alg/kid/typ and the claims of the next token, nothing secret."""
     integration = make_integration(
         auth_config={"algorithm": "HS256", "key_id": "k1", "claims": {"iss": "shop", "jti": True}},
     )
@@ -75,7 +75,7 @@ def test_public_key_info_matches_jwcrypto(make_integration, algorithm, material)
 
 
 def test_public_key_info_is_none_for_a_shared_secret(make_integration):
-    """SECURITY 29: an HMAC secret has no public half, so nothing is shown."""
+    """security.md #29: an HMAC secret has no public half, so nothing is shown."""
     integration = make_integration(secrets={"key": HMAC_SECRET})
     assert public_key_info(integration) is None
 

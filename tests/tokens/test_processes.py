@@ -30,7 +30,7 @@ def slug() -> Iterator[str]:
 
 
 def test_processes_on_a_cold_integration_request_one_token(server, slug, tmp_path):
-    """SECURITY 23: 5 processes started together on a cold integration, each calling
+    """security.md #23: 5 processes started together on a cold integration, each calling
     services.request, cause exactly one token request cluster-wide (cache.add lock in
     Redis, re-checked after taking it); all send the same access token."""
     auth = AuthServer(

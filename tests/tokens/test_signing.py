@@ -1,4 +1,4 @@
-"""Minting rules at the signing layer (SECURITY 1-4), checked with joserfc."""
+"""Minting rules at the signing layer (security.md #1-4), checked with joserfc."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from tests.loopback import Reply
 
 @pytest.mark.parametrize("name", ["alg", "ALG", "jku", "jwk", "x5u", "x5c", "crit", "b64"])
 def test_header_fields_that_redirect_verification_are_refused(name):
-    """SECURITY 1: extra header fields cannot set alg (PyJWT would let them win) nor
+    """security.md #1: extra header fields cannot set alg (PyJWT would let them win) nor
     point verifiers at other keys (jku/jwk/x5u/x5c) or change processing (crit/b64)."""
     with pytest.raises(InvalidConfiguration, match=name):
         Signer("HS256", HMAC_SECRET, extra_headers={name: "none"})
 
 
 def test_none_is_not_an_algorithm():
-    """SECURITY 1: `none` is not on the allowlist."""
+    """security.md #1: `none` is not on the allowlist."""
     assert "none" not in ALGORITHMS
     with pytest.raises(InvalidConfiguration, match="not allowed"):
         load_signing_key("none", HMAC_SECRET)
@@ -42,7 +42,7 @@ def test_none_is_not_an_algorithm():
     ],
 )
 def test_wrong_keys_fail_with_a_clear_message(algorithm, material, message):
-    """SECURITY 2-3: a key of the wrong type or strength is refused with a message that
+    """security.md #2-3: a key of the wrong type or strength is refused with a message that
     says what is wrong (PyJWT would raise a bare TypeError) and never quotes the key."""
     if message is None:
         load_signing_key(algorithm, material())
@@ -54,7 +54,7 @@ def test_wrong_keys_fail_with_a_clear_message(algorithm, material, message):
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_header_alg_always_matches_and_claims_are_integers(algorithm):
-    """SECURITY 1, 4: alg is the configured one, typ JWT, kid as given; iat/exp/nbf are
+    """security.md #1, #4: alg is the configured one, typ JWT, kid as given; iat/exp/nbf are
     integer epoch seconds, iat backdated by the clock skew, a uuid4 jti when asked."""
     signer = Signer(algorithm, key_for(algorithm), key_id="k9", extra_headers={"cty": "x"})
     claims = standard_claims(
@@ -68,7 +68,7 @@ def test_header_alg_always_matches_and_claims_are_integers(algorithm):
 
 @pytest.mark.django_db
 def test_oversized_token_answer_is_refused(server, make_integration):
-    """SECURITY 17: a token answer far larger than any token is refused, not parsed."""
+    """security.md #17: a token answer far larger than any token is refused, not parsed."""
     from integrations import services
 
     server.route(
@@ -85,7 +85,7 @@ def test_oversized_token_answer_is_refused(server, make_integration):
 
 @pytest.mark.django_db
 def test_secrets_are_hidden_from_django_error_reports(make_integration, rf):
-    """SECURITY 26: a failure inside minting or a preset's mapping, rendered by Django's
+    """security.md #26: a failure inside minting or a preset's mapping, rendered by Django's
     error reporter (DEBUG page, admin e-mails), does not show the key."""
     import sys
 

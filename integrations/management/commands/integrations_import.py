@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Upsert integrations from a configuration file; all entries or none."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="JSON configuration file (SPEC: Configuration file)")
+        parser.add_argument("file", help="JSON configuration file (see docs/reference.md)")
         parser.add_argument(
             "--dry-run",
             action="store_true",
