@@ -56,22 +56,25 @@ THREADED_CALLS = 10_000
 SQLITE_FILE = Path(tempfile.gettempdir()) / "integrations-bench-calls.sqlite3"
 POSTGRES_DATABASE = "integrations_bench"
 
-_OK = b'{"ok": true}'
-_OK_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_OK), _OK)
-)
-_TOKEN = json.dumps(
-    {"access_token": "bench-access-token", "token_type": "Bearer", "expires_in": 3600}
-).encode()
-_TOKEN_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_TOKEN), _TOKEN)
+def json_response(body: bytes) -> bytes:
+    """A keep-alive HTTP/1.1 200 answer with this JSON body."""
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+
+
+_OK_RESPONSE = json_response(b'{"ok": true}')
+_TOKEN_RESPONSE = json_response(
+    json.dumps(
+        {"access_token": "bench-access-token", "token_type": "Bearer", "expires_in": 3600}
+    ).encode()
 )
 
 
-class _API(asyncio.Protocol):
-    """Just enough HTTP/1.1: heads, Content-Length bodies, keep-alive, two answers."""
+class LoopbackAPI(asyncio.Protocol):
+    """Just enough HTTP/1.1: heads, Content-Length bodies, keep-alive; ``answer`` says
+    what a request gets (here a token for ``POST /token``, else the OK body)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -84,24 +87,25 @@ class _API(asyncio.Protocol):
             if end < 0:
                 return
             head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
+            lines = head.split(b"\r\n")
+            fields = dict(line.lower().split(b":", 1) for line in lines[1:] if b":" in line)
+            length = int(fields.get(b"content-length", b"0"))
             if len(self.buffer) < end + 4 + length:
                 return
             self.buffer = self.buffer[end + 4 + length :]
-            is_token = head.startswith(b"POST /token")
-            self.transport.write(_TOKEN_RESPONSE if is_token else _OK_RESPONSE)
+            self.transport.write(self.answer(head, fields))
+
+    def answer(self, head: bytes, fields: dict[bytes, bytes]) -> bytes:
+        """The answer to a request with this head and header fields (names lower case)."""
+        return _TOKEN_RESPONSE if head.startswith(b"POST /token") else _OK_RESPONSE
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, protocol: type[LoopbackAPI] = LoopbackAPI) -> None:
     """The API server process: reports its port, serves until terminated."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(_API, "127.0.0.1", 0, backlog=256)
+        server = await loop.create_server(protocol, "127.0.0.1", 0, backlog=256)
         conn.send(server.sockets[0].getsockname()[1])
         await server.serve_forever()
 

@@ -20,7 +20,6 @@ Target (issue 13): an ES256 proof costs less than 10% of a loopback call. Run wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
 import os
@@ -29,10 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bench.calls import _OK_RESPONSE, _TOKEN_RESPONSE
+from bench.calls import LoopbackAPI, json_response, serve
 
 ROUNDS = 5
 CALLS_PER_ROUND = 400
@@ -42,48 +40,19 @@ CALL_ALGORITHMS = ("ES256", "EdDSA")
 TOKEN = "bench-access-token-" + "x" * 40
 SQLITE_FILE = Path(tempfile.gettempdir()) / "integrations-bench-dpop.sqlite3"
 
-_DPOP_TOKEN = json.dumps({"access_token": TOKEN, "token_type": "DPoP", "expires_in": 3600})
-_DPOP_TOKEN_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_DPOP_TOKEN), _DPOP_TOKEN.encode())
+_DPOP_TOKEN_RESPONSE = json_response(
+    json.dumps({"access_token": TOKEN, "token_type": "DPoP", "expires_in": 3600}).encode()
 )
 
 
-class _DPoPAPI(asyncio.Protocol):
+class DPoPAPI(LoopbackAPI):
     """bench.calls' server, whose token endpoint answers a request carrying a proof with
     a DPoP token (the resource checks no proof: the client's cost is what is measured)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end]
-            lines = head.split(b"\r\n")
-            fields = dict(line.lower().split(b":", 1) for line in lines[1:] if b":" in line)
-            length = int(fields.get(b"content-length", b"0"))
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            if head.startswith(b"POST /token"):
-                self.transport.write(_DPOP_TOKEN_RESPONSE if b"dpop" in fields else _TOKEN_RESPONSE)
-            else:
-                self.transport.write(_OK_RESPONSE)
-
-
-def serve(conn: Connection) -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(_DPoPAPI, "127.0.0.1", 0, backlog=256)
-        conn.send(server.sockets[0].getsockname()[1])
-        await server.serve_forever()
-
-    asyncio.run(main())
+    def answer(self, head: bytes, fields: dict[bytes, bytes]) -> bytes:
+        if head.startswith(b"POST /token") and b"dpop" in fields:
+            return _DPOP_TOKEN_RESPONSE
+        return super().answer(head, fields)
 
 
 def timed(work: Callable[[], object], count: int) -> float:
@@ -151,7 +120,7 @@ def measure() -> None:
     call_command("migrate", verbosity=0)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=serve, args=(child,), daemon=True)
+    process = context.Process(target=serve, args=(child, DPoPAPI), daemon=True)
     process.start()
     try:
         base = f"http://127.0.0.1:{parent.recv()}"
