@@ -13,7 +13,6 @@ Skipped with a message when Redis is unreachable.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -55,18 +54,11 @@ def bench(count: int) -> None:
     from bench.scale import workers
     from integrations.models import CallLog
     from tests.keys import public_pem, rsa_pem
-    from tests.workers import delete_redis_keys
+    from tests.workers import delete_redis_keys, rq_env
 
     call_command("migrate", verbosity=0)
     queue = f"bench-accounts-{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "CACHE_URL": REDIS_URL,
-        "TEST_RQ_URL": REDIS_URL,
-        "TEST_RQ_QUEUE": queue,
-    }
+    env = rq_env(settings.DATABASES["default"]["NAME"], REDIS_URL, queue)
     jobs = count * COPIES
     try:
         with GitHubProcess(

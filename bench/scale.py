@@ -187,16 +187,10 @@ def bench_rq(slugs: list[str], worker_class: str) -> Row:
     from django.db.models import Avg, Max, Min
 
     from integrations.models import CallLog
+    from tests.workers import delete_redis_keys, rq_env
 
     queue = f"bench-scale-{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
-        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-        "CACHE_URL": REDIS_URL,
-        "TEST_RQ_URL": REDIS_URL,
-        "TEST_RQ_QUEUE": queue,
-    }
+    env = rq_env(settings.DATABASES["default"]["NAME"], REDIS_URL, queue)
     logs = CallLog.objects.filter(integration__slug__in=slugs, source="task")
     logs.delete()
     try:
@@ -213,8 +207,7 @@ def bench_rq(slugs: list[str], worker_class: str) -> Row:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
     finally:
-        for key in client.scan_iter(match=f"*{queue}*"):
-            client.delete(key)
+        delete_redis_keys(client, queue)
     done = logs.count()
     failed = logs.filter(ok=False).count()
     span = logs.aggregate(

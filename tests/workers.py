@@ -62,14 +62,14 @@ def delete_redis_keys(client: Any, name: str) -> None:
             client.delete(key)
 
 
-def rq_env(tmp_path: Path, redis_url: str, queue: str, **extra: str) -> dict[str, str]:
-    """The environment of ``manage.py`` and ``rqworker`` processes on one SQLite file in
-    ``tmp_path``, with cache and RQ on ``redis_url`` and the queue (also the cache's key
+def rq_env(database: Path | str, redis_url: str, queue: str, **extra: str) -> dict[str, str]:
+    """The environment of ``manage.py`` and ``rqworker`` processes on the SQLite file
+    ``database``, with cache and RQ on ``redis_url`` and the queue (also the cache's key
     prefix) ``queue`` (tests/tasks/rq_settings.py)."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.tasks.rq_settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "CACHE_URL": redis_url,
         "TEST_RQ_URL": redis_url,
         "TEST_RQ_QUEUE": queue,

@@ -45,7 +45,7 @@ def redis_queue() -> Iterator[str]:
 
 
 def test_four_rq_workers_request_one_token_per_account(tmp_path: Path, redis_queue: str) -> None:
-    env = rq_env(tmp_path, REDIS_URL, redis_queue, WORKER_KEY=rsa_pem())
+    env = rq_env(tmp_path / "db.sqlite3", REDIS_URL, redis_queue, WORKER_KEY=rsa_pem())
     installations = {n: f"acct-{n}" for n in range(1, ACCOUNTS + 1)}
     with GitHubEmulator(
         installations, token_delay=0.3, public_key=public_pem(rsa_pem())

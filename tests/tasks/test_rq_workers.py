@@ -37,7 +37,7 @@ def redis_queue() -> Iterator[str]:
 
 @pytest.fixture
 def env(tmp_path: Path, redis_queue: str) -> dict[str, str]:
-    return rq_env(tmp_path, REDIS_URL, redis_queue, H5_SHARED_SECRET=HMAC_SECRET)
+    return rq_env(tmp_path / "db.sqlite3", REDIS_URL, redis_queue, H5_SHARED_SECRET=HMAC_SECRET)
 
 
 def manage_ok(env: dict[str, str], *args: str) -> Ran:
