@@ -31,13 +31,11 @@ def measure() -> None:
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
     from django.test.utils import setup_test_environment
 
-    from bench.admin import timed
+    from bench.admin import print_pages
     from tests.accounts.helpers import github_app
 
     setup_test_environment()
@@ -74,9 +72,6 @@ def measure() -> None:
         f"filled {ACCOUNTS:,} accounts and {ACCOUNTS:,} test calls in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    User.objects.create_superuser("bench", password="bench")
-    client = Client()
-    client.force_login(User.objects.get(username="bench"))
     accounts = "/admin/integrations/account/"
     cases = [
         ("account list", accounts, {}),
@@ -89,7 +84,4 @@ def measure() -> None:
          f"/admin/integrations/integration/{app.pk}/change/", {}),
         ("call log, one account", "/admin/integrations/calllog/", {"account": "acct-50000"}),
     ]
-    print(f"{'page':42} {'median ms':>10} {'queries':>8}")
-    for label, url, params in cases:
-        ms, queries = timed(client, url, params)
-        print(f"{label:42} {ms:10.1f} {queries:8d}", flush=True)
+    print_pages(cases)

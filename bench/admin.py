@@ -41,15 +41,28 @@ def timed(client: Any, url: str, params: dict[str, str]) -> tuple[float, int]:
     return statistics.median(samples), len(queries)
 
 
+def print_pages(cases: list[tuple[str, str, dict[str, str]]]) -> None:
+    """Each (label, url, params) admin page's median time and query count, as a new
+    superuser sees it."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    User.objects.create_superuser("bench", password="bench")
+    client = Client()
+    client.force_login(User.objects.get(username="bench"))
+    print(f"{'page':42} {'median ms':>10} {'queries':>8}")
+    for label, url, params in cases:
+        ms, queries = timed(client, url, params)
+        print(f"{label:42} {ms:10.1f} {queries:8d}", flush=True)
+
+
 def measure() -> None:
     """Child process: migrate, fill with generate_series, time the changelists."""
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
     from django.test.utils import setup_test_environment
 
     setup_test_environment()  # allows CaptureQueriesContext and the test client's context
@@ -61,11 +74,11 @@ def measure() -> None:
             INSERT INTO integrations_integration
                 (uid, slug, name, base_url, enabled, headers, timeout, log_calls, test_request,
                  follow_redirects, ca_bundle, idempotency_header, auth_type, auth_config,
-                 encrypted_secrets, created_at, updated_at)
+                 encrypted_secrets, server_metadata, created_at, updated_at)
             SELECT gen_random_uuid(), 'api-' || n, 'API ' || n,
                    'https://api' || n || '.example.com/', true, '{}', 10, 'all', '{}', false,
                    '', '', 'jwt_bearer',
-                   '{"algorithm": "HS256"}', '', now(), now()
+                   '{"algorithm": "HS256"}', '', '{}', now(), now()
             FROM generate_series(1, %s) AS n
             """,
             [INTEGRATIONS],
@@ -92,9 +105,6 @@ def measure() -> None:
         f"in {time.perf_counter() - started:.1f} s"
     )
 
-    User.objects.create_superuser("bench", password="bench")
-    client = Client()
-    client.force_login(User.objects.get(username="bench"))
     some = connection.cursor()
     some.execute("SELECT min(id) FROM integrations_integration")
     first_id = str(some.fetchone()[0])
@@ -111,7 +121,4 @@ def measure() -> None:
             {},
         ),
     ]
-    print(f"{'page':42} {'median ms':>10} {'queries':>8}")
-    for label, url, params in cases:
-        ms, queries = timed(client, url, params)
-        print(f"{label:42} {ms:10.1f} {queries:8d}")
+    print_pages(cases)
