@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.views.decorators.debug import sensitive_variables
 
@@ -40,6 +40,8 @@ KEY_RE = re.compile(KEY_PATTERN)
 KEY_RULE = "1-100 characters of letters, digits and _ . @ : -"
 # Claims the app sets itself (as for an integration's own claims).
 RESERVED_CLAIMS = frozenset({"iat", "exp"})
+
+T = TypeVar("T")
 
 
 def key_problem(key: Any) -> str:
@@ -68,6 +70,17 @@ def options_fingerprint(integration_fingerprint: str, key: str, options: Any) ->
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+class IntegrationsOwn(Generic[T]):
+    """An attribute of an ``AccountScope`` that is its integration's, unchanged."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, scope: AccountScope, owner: type | None = None) -> T:
+        value: T = getattr(scope.integration, self.name)
+        return value
+
+
 class AccountScope:
     """The integration as one account sees it: what a provider reads (``IntegrationLike``),
     with the account's form options merged into ``auth_config``."""
@@ -86,25 +99,11 @@ class AccountScope:
     def __repr__(self) -> str:
         return f"<AccountScope {self.slug!r}>"
 
-    @property
-    def base_url(self) -> str:
-        return self.integration.base_url
-
-    @property
-    def timeout(self) -> float:
-        return self.integration.timeout
-
-    @property
-    def auth_type(self) -> str:
-        return self.integration.auth_type
-
-    @property
-    def test_request(self) -> Any:
-        return self.integration.test_request
-
-    @property
-    def ca_bundle(self) -> str:
-        return self.integration.ca_bundle
+    base_url: IntegrationsOwn[str] = IntegrationsOwn()
+    timeout: IntegrationsOwn[float] = IntegrationsOwn()
+    auth_type: IntegrationsOwn[str] = IntegrationsOwn()
+    test_request: IntegrationsOwn[Any] = IntegrationsOwn()
+    ca_bundle: IntegrationsOwn[str] = IntegrationsOwn()
 
     @property
     def server_metadata(self) -> Any:
