@@ -138,6 +138,11 @@ def secret_field(label: str, help_text: str = "") -> forms.CharField:
     )
 
 
+def json_object_field(help_text: str) -> forms.JSONField:
+    """An optional option holding a JSON object, {} when not given."""
+    return forms.JSONField(required=False, initial=dict, help_text=help_text)
+
+
 class URLField(forms.CharField):
     """An endpoint URL, checked like ``base_url``: http/https, a host, no userinfo."""
 
@@ -214,11 +219,9 @@ class JWTOptions(forms.Form):
     signer_pin = secret_field("Signer PIN", "The PKCS#11 token's user PIN (pkcs11 signers).")
     key_id = forms.CharField(required=False, help_text="Sent as the JOSE kid header.")
     send_kid = send_kid_field()
-    claims = forms.JSONField(
-        required=False,
-        initial=dict,
-        help_text='Copied into every token, e.g. {"iss": "shop", "aud": "billing"}; '
-        '"nbf": true and "jti": true add those claims.',
+    claims = json_object_field(
+        'Copied into every token, e.g. {"iss": "shop", "aud": "billing"}; '
+        '"nbf": true and "jti": true add those claims.'
     )
     lifetime = forms.IntegerField(
         min_value=1,

@@ -28,7 +28,7 @@ from django import forms
 
 from ..certificates import CLIENT_CERTIFICATE
 from ..exceptions import InvalidConfiguration
-from .base import URLField
+from .base import URLField, json_object_field
 from .discovery import check_issuer
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .dpop import DEFAULT_ALGORITHM, DPoPKey, NonceStore, wants_nonce_resource
@@ -148,11 +148,9 @@ class TokenEndpointOptions(forms.Form):
     scope = forms.CharField(
         required=False, help_text="Sent as the scope parameter; space-separated."
     )
-    params = forms.JSONField(
-        required=False,
-        initial=dict,
-        help_text='Extra form fields of the token request; a list sends the field once per '
-        'item, e.g. {"resource": ["https://a.example/", "https://b.example/"]} (RFC 8707).',
+    params = json_object_field(
+        'Extra form fields of the token request; a list sends the field once per item, '
+        'e.g. {"resource": ["https://a.example/", "https://b.example/"]} (RFC 8707).'
     )
     dpop = forms.BooleanField(
         label="DPoP",
