@@ -19,6 +19,7 @@ Registration is one line in ``registry.PRESETS``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -161,3 +162,16 @@ class Preset(JWTProvider):
     def flow_options(self, options: dict[str, Any]) -> FlowOptions:
         """The flow's claims and URLs from the preset's own plain (not secret) fields."""
         raise NotImplementedError
+
+
+@sensitive_variables("text", "data")
+def pasted_json_object(text: str, what: str) -> dict[str, Any]:
+    """The JSON object of a provider's file pasted into a secret (``what``: "the key
+    file"), or ValidationError saying it is not one, never quoting it."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise forms.ValidationError(f"{what} is not JSON: paste the whole file") from None
+    if not isinstance(data, dict):
+        raise forms.ValidationError(f"{what} is not a JSON object: paste the whole file")
+    return data

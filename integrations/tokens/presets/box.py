@@ -9,7 +9,6 @@ characters, exp at most 60 s ahead; the grant also carries client_id and client_
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -19,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from ...exceptions import InvalidConfiguration
 from ..base import FlowOptions, URLField, secret_field
 from ..grant import GrantProvider
-from ..preset import Lifetime, Preset, PresetOptions
+from ..preset import Lifetime, Preset, PresetOptions, pasted_json_object
 from ..signing import load_signing_key
 
 BOX_AUDIENCE = "https://api.box.com/oauth2/token"
@@ -38,12 +37,7 @@ CONFIG_FIELDS = {
 def config_values(text: str) -> dict[str, str]:
     """The strings Box's config holds, or ValidationError naming the missing or
     mistyped field (as ``boxAppSettings.appAuth.privateKey``), never a value."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise forms.ValidationError("the Box config is not JSON: paste the whole file") from None
-    if not isinstance(data, dict):
-        raise forms.ValidationError("the Box config is not a JSON object")
+    data = pasted_json_object(text, "the Box config")
     found: dict[str, str] = {}
     for name, path in CONFIG_FIELDS.items():
         value: Any = data

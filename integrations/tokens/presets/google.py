@@ -23,7 +23,7 @@ from ...urlpaths import check_url
 from ..base import FlowOptions, secret_field
 from ..bearer import BearerProvider
 from ..grant import GrantProvider
-from ..preset import Lifetime, Preset, PresetOptions
+from ..preset import Lifetime, Preset, PresetOptions, pasted_json_object
 from ..signing import load_signing_key
 
 KEY_FILE_FIELDS = ("type", "client_email", "private_key", "private_key_id", "token_uri")
@@ -32,12 +32,7 @@ KEY_FILE_FIELDS = ("type", "client_email", "private_key", "private_key_id", "tok
 @sensitive_variables()
 def parse_key_file(text: str) -> dict[str, Any]:
     """The key file's JSON, or ValidationError saying what is missing (never its content)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise forms.ValidationError("is not JSON: paste the whole key file") from None
-    if not isinstance(data, dict):
-        raise forms.ValidationError("is not a JSON object: paste the whole key file")
+    data = pasted_json_object(text, "the key file")
     missing = [
         name for name in KEY_FILE_FIELDS if not isinstance(data.get(name), str) or not data[name]
     ]
