@@ -320,6 +320,8 @@ class JWTProvider(TokenProvider):
     secret_fields: ClassVar[tuple[str, ...]] = ("key", PIN_FIELD)
     generated_key_field: ClassVar[str | None] = "key"
     always_jti: ClassVar[bool] = False
+    # An account may give its own claims, unless the flow fixes them (client_assertion).
+    account_options: ClassVar[tuple[str, ...]] = ("claims",)
     # How the JWT travels, for previews: "sent as ...".
     delivery: ClassVar[str] = ""
 

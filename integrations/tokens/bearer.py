@@ -40,7 +40,6 @@ class BearerOptions(JWTOptions):
 
 class BearerProvider(JWTProvider):
     type = "jwt_bearer"
-    account_options: ClassVar[tuple[str, ...]] = ("claims",)
     label = "JWT bearer (signed JWT on every call)"
     Options: ClassVar[OptionsForm] = BearerOptions
     delivery = "sent on every call in header_name with scheme (default Authorization: Bearer)"

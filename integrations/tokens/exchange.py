@@ -35,7 +35,6 @@ class ExchangeOptions(JWTOptions):
 
 class ExchangeProvider(TokenEndpointProvider):
     type = "jwt_exchange"
-    account_options: ClassVar[tuple[str, ...]] = ("claims",)
     label = "JWT exchange (JWT as Bearer to an exchange URL)"
     Options: ClassVar[OptionsForm] = ExchangeOptions
     endpoint_name = "exchange URL"
