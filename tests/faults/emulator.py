@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from integrations import services
 from tests.keys import HMAC_SECRET
 from tests.loopback import LoopbackServer, Recorded, Reply
 
@@ -85,6 +86,20 @@ def grant_integration(make_integration: Any, endpoint: TokenEndpoint, **fields: 
         secrets={"key": HMAC_SECRET},
         **fields,
     )
+
+
+# One call: when it started and ended (monotonic), and its status or the exception.
+Call = tuple[float, float, Any]
+
+
+def timed_call() -> Call:
+    """``GET resource`` of ``billing`` through the service layer, never raising."""
+    start = time.monotonic()
+    try:
+        outcome: Any = services.request("billing", "GET", "resource").status_code
+    except Exception as exc:  # recorded, asserted on by the caller
+        outcome = exc
+    return start, time.monotonic(), outcome
 
 
 def run_threads(count: int, work: Any, *, join_timeout: float) -> list[threading.Thread]:

@@ -27,7 +27,7 @@ import pytest
 from django.test import override_settings
 
 from integrations import services
-from tests.faults.emulator import TokenEndpoint, grant_integration, run_threads
+from tests.faults.emulator import Call, TokenEndpoint, grant_integration, run_threads, timed_call
 from tests.faults.processes import RedisProcess
 
 pytestmark = pytest.mark.django_db
@@ -67,16 +67,11 @@ def test_calls_survive_redis_stopping_and_share_again_when_it_returns(
     assert shared_tokens(redis_cache), "the first token was not shared through Redis"
 
     stop = threading.Event()
-    calls: list[list[tuple[float, float, Any]]] = [[] for _ in range(THREADS)]
+    calls: list[list[Call]] = [[] for _ in range(THREADS)]
 
     def work(index: int) -> None:
         while not stop.is_set():
-            start = time.monotonic()
-            try:
-                outcome: Any = services.request("billing", "GET", "resource").status_code
-            except Exception as exc:  # recorded, asserted on below
-                outcome = exc
-            calls[index].append((start, time.monotonic(), outcome))
+            calls[index].append(timed_call())
             time.sleep(0.01)
 
     caplog.set_level(logging.WARNING, logger="integrations.tokens")

@@ -22,7 +22,7 @@ import pytest
 
 from integrations import services
 from integrations.exceptions import CircuitOpen, TokenError
-from tests.faults.emulator import TokenEndpoint, grant_integration, run_threads
+from tests.faults.emulator import Call, TokenEndpoint, grant_integration, run_threads, timed_call
 
 pytestmark = pytest.mark.django_db
 
@@ -41,23 +41,19 @@ def scaled(settings: Any) -> Any:
     return settings
 
 
-def hammer(endpoint: TokenEndpoint) -> tuple[list[list[tuple[float, float, Any]]], float]:
+def hammer(endpoint: TokenEndpoint) -> tuple[list[list[Call]], float]:
     """32 threads calling until each has had 3 successes after the outage (or the
     bound passed); per thread, (start, end, status or exception) of each call."""
     endpoint.fail_for(OUTAGE)
     outage_end = time.monotonic() + OUTAGE
     stop_at = outage_end + RECOVERY_BOUND
-    calls: list[list[tuple[float, float, Any]]] = [[] for _ in range(THREADS)]
+    calls: list[list[Call]] = [[] for _ in range(THREADS)]
 
     def work(index: int) -> None:
         successes = 0
         while successes < 3 and time.monotonic() < stop_at:
-            start = time.monotonic()
-            try:
-                outcome: Any = services.request("billing", "GET", "resource").status_code
-            except Exception as exc:  # recorded, asserted on below
-                outcome = exc
-            calls[index].append((start, time.monotonic(), outcome))
+            start, _, outcome = call = timed_call()
+            calls[index].append(call)
             if outcome == 200 and start > outage_end:
                 successes += 1
             time.sleep(0.01)  # a caller's own pace; keeps 32 threads off both cores
