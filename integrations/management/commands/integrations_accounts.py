@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from integrations.calllog import describe_error
 from integrations.exceptions import IntegrationError, InvalidConfiguration
 from integrations.github_sync import sync_installations
+from integrations.management.cli import integration_by_slug
 from integrations.models import Account, Integration
 
 
@@ -31,9 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, slug: str, **options: Any) -> None:
-        integration = Integration.objects.filter(slug=slug).first()
-        if integration is None:
-            raise CommandError(f"no integration with slug {slug!r}", returncode=2)
+        integration = integration_by_slug(slug)
         if options["sync"]:
             self.sync(integration, as_json=options["json"])
         else:

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from integrations.discovery_cache import issuer_of, prepare_for_save
-from integrations.models import Integration
+from integrations.management.cli import integration_by_slug
 from integrations.validation import validate_integration
 
 HELP = (
@@ -29,9 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
 
     def handle(self, *args: Any, slug: str, **options: Any) -> None:
-        integration = Integration.objects.filter(slug=slug).first()
-        if integration is None:
-            raise CommandError(f"no integration with slug {slug!r}", returncode=2)
+        integration = integration_by_slug(slug)
         if not issuer_of(integration):
             raise CommandError(
                 f"{slug}: no issuer is configured (auth option issuer): nothing to discover",

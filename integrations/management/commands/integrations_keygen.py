@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from integrations import keypairs
 from integrations.exceptions import IntegrationError
 from integrations.forms import key_field
+from integrations.management.cli import integration_by_slug
 from integrations.models import Integration
 from integrations.tokens import provider_class
 from integrations.tokens.preview import public_key_info
@@ -40,9 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--jwk", action="store_true", help="print a JWK instead of PEM")
 
     def handle(self, *args: Any, slug: str, **options: Any) -> None:
-        integration = Integration.objects.filter(slug=slug).first()
-        if integration is None:
-            raise CommandError(f"no integration with slug {slug!r}", returncode=2)
+        integration = integration_by_slug(slug)
         if options["public"]:
             if options["kind"] or options["replace"]:
                 raise CommandError(

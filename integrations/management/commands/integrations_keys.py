@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from integrations import keypairs, signingkeys
 from integrations.configfile import resolve_secret
 from integrations.exceptions import IntegrationError, InvalidConfiguration
+from integrations.management.cli import integration_by_slug
 from integrations.models import Integration
 from integrations.signingkeys import KeyInfo
 
@@ -53,9 +54,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON")
 
     def handle(self, *args: Any, slug: str, **options: Any) -> None:
-        integration = Integration.objects.filter(slug=slug).first()
-        if integration is None:
-            raise CommandError(f"no integration with slug {slug!r}", returncode=2)
+        integration = integration_by_slug(slug)
         action = next((name for name in ACTIONS if options[name]), "")
         sources = [name for name in ("kind", "key_file", "signer") if options[name]]
         if action != "add_next" and (sources or options["kid"]):
