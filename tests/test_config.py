@@ -6,83 +6,22 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from integrations import configfile
 from integrations.models import Integration
 from tests.child import manage_env, run
+from tests.config_entries import entry, import_file, preset, refused, secret_env, write  # noqa: F401
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, ed25519_pem, rsa_pem
 
 pytestmark = pytest.mark.django_db
-
-
-def entry(slug: str = "billing", **changes: Any) -> dict[str, Any]:
-    """A valid entry; ``auth`` in ``changes`` is merged into the default auth (None
-    leaves auth out)."""
-    auth: dict[str, Any] | None = {
-        "type": "jwt_bearer",
-        "algorithm": "HS256",
-        "key": {"env": "BILLING_SECRET"},
-        "claims": {"iss": "shop", "aud": "billing"},
-        "lifetime": 300,
-    }
-    auth_changes = changes.pop("auth", {})
-    if auth_changes is None:
-        auth = None
-    else:
-        auth.update(auth_changes)
-    data: dict[str, Any] = {
-        "slug": slug,
-        "name": f"{slug.title()} API",
-        "base_url": f"https://{slug}.example.com/api/",
-        "enabled": True,
-        "headers": {"Accept": "application/json"},
-        "timeout": 10,
-        "log_calls": "all",
-        "test_request": {"method": "GET", "path": "health", "expect_status": [200]},
-    }
-    if auth is not None:
-        data["auth"] = auth
-    data.update(changes)
-    return data
-
-
-def write(folder: Path, *entries: dict[str, Any], name: str = "config.json") -> Path:
-    path = folder / name
-    path.write_text(json.dumps({"integrations": list(entries)}))
-    return path
-
-
-def import_file(path: Path) -> str:
-    """Run integrations_import; its stderr."""
-    err = io.StringIO()
-    call_command("integrations_import", str(path), stderr=err)
-    return err.getvalue()
-
-
-def refused(path: Path) -> CommandError:
-    with pytest.raises(CommandError) as caught:
-        import_file(path)
-    assert caught.value.returncode != 0
-    message = str(caught.value)
-    assert "\n" not in message and CANARY not in message
-    return caught.value
-
-
-@pytest.fixture(autouse=True)
-def _secret_env(monkeypatch):
-    monkeypatch.setenv("BILLING_SECRET", HMAC_SECRET)
 
 
 def key_case(algorithm: str, key: str) -> dict[str, Any]:
@@ -289,51 +228,6 @@ def test_empty_env_var_is_refused(tmp_path, monkeypatch):
     assert "BILLING_SECRET is empty" in str(refused(write(tmp_path, entry())))
 
 
-def test_export_has_no_secret_values(tmp_path):
-    """reference.md export, security.md #26: every secret field is null; the canary
-    appears nowhere."""
-    import_file(write(tmp_path, entry("billing"), entry("crm")))
-    out = io.StringIO()
-    call_command("integrations_export", stdout=out)
-    assert CANARY not in out.getvalue()
-    data = json.loads(out.getvalue())
-    assert [e["slug"] for e in data["integrations"]] == ["billing", "crm"]
-    for item in data["integrations"]:
-        assert item["auth"]["key"] is None and item["auth"]["type"] == "jwt_bearer"
-
-
-def test_export_named_slugs_and_unknown_slug(tmp_path):
-    """reference.md export: only the named slugs; an unknown slug exits 2 naming it."""
-    import_file(write(tmp_path, entry("billing"), entry("crm")))
-    out = io.StringIO()
-    call_command("integrations_export", "crm", stdout=out)
-    assert [e["slug"] for e in json.loads(out.getvalue())["integrations"]] == ["crm"]
-    with pytest.raises(CommandError, match="nosuch") as caught:
-        call_command("integrations_export", "crm", "nosuch", stdout=io.StringIO())
-    assert caught.value.returncode == 2
-
-
-def test_export_edit_import_round_trips_without_secrets(tmp_path):
-    """reference.md: export → edit → import keeps the stored secret (null means keep) and applies
-    the edits; exporting again gives the edited file."""
-    import_file(write(tmp_path, entry("billing")))
-    stored = Integration.objects.get(slug="billing").get_secrets()
-    out = io.StringIO()
-    call_command("integrations_export", stdout=out)
-    data = json.loads(out.getvalue())
-    data["integrations"][0]["name"] = "Billing (edited)"
-    data["integrations"][0]["auth"]["lifetime"] = 120
-    path = tmp_path / "exported.json"
-    path.write_text(json.dumps(data))
-    import_file(path)
-    billing = Integration.objects.get(slug="billing")
-    assert billing.get_secrets() == stored
-    assert billing.name == "Billing (edited)" and billing.auth_config["lifetime"] == 120
-    again = io.StringIO()
-    call_command("integrations_export", stdout=again)
-    assert json.loads(again.getvalue()) == data
-
-
 def test_null_secret_with_undecryptable_stored_secret_is_refused(tmp_path):
     """security.md #9: importing with a null secret when the stored one cannot be decrypted
     (wrong key ring) refuses and leaves the ciphertext untouched."""
@@ -411,12 +305,6 @@ def test_error_report_during_import_hides_secrets(tmp_path, monkeypatch):
     assert CANARY not in report
 
 
-def preset(slug: str, auth: dict[str, Any]) -> dict[str, Any]:
-    data = entry(slug)
-    data["auth"] = auth
-    return data
-
-
 @pytest.mark.parametrize(
     "auth, field, detail",
     [
@@ -454,152 +342,6 @@ def test_preset_rules_are_enforced_at_import(tmp_path, auth, field, detail):
     message = str(refused(write(tmp_path, preset("vendor", auth))))
     assert f"vendor: {field}:" in message and detail in message
     assert not Integration.objects.exists()
-
-
-def test_preset_secret_from_file_round_trips_through_export(tmp_path):
-    """reference.md: a preset's secret (GitHub App PEM from a file) is stored encrypted and
-    exported as null under its own name; re-importing the export keeps it."""
-    (tmp_path / "app.pem").write_text(rsa_pem())
-    auth = {
-        "type": "github_app",
-        "app_id": "Iv1.abc",
-        "installation_id": "42",
-        "private_key": {"file": "app.pem"},
-    }
-    import_file(write(tmp_path, preset("github", auth)))
-    out = io.StringIO()
-    call_command("integrations_export", "github", stdout=out)
-    exported = json.loads(out.getvalue())
-    assert exported["integrations"][0]["auth"]["private_key"] is None
-    assert "BEGIN" not in out.getvalue()
-    path = tmp_path / "exported.json"
-    path.write_text(out.getvalue())
-    import_file(path)
-    stored = Integration.objects.get(slug="github").get_secrets()
-    assert stored == {"private_key": rsa_pem().removesuffix("\n")}
-
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-AUTH_KEYS = [
-    "type",
-    "algorithm",
-    "key",
-    "key_id",
-    "claims",
-    "lifetime",
-    "clock_skew",
-    "scheme",
-    "header_name",
-    "private_key",
-    "app_id",
-    "installation_id",
-    "token_url",
-    "scope",
-]
-ENTRY_KEYS = ["slug", "name", "base_url", "enabled", "headers", "timeout", "log_calls",
-              "test_request", "auth", "follow_redirects"]  # fmt: skip
-
-
-@st.composite
-def fuzzed_entries(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid entry with some fields replaced by arbitrary JSON."""
-    data = entry(draw(st.sampled_from(["billing", "crm"])))
-    for name in draw(st.lists(st.sampled_from(ENTRY_KEYS), max_size=3)):
-        data[name] = draw(JSON_VALUES)
-    if isinstance(data.get("auth"), dict):
-        for name in draw(st.lists(st.sampled_from(AUTH_KEYS), max_size=3)):
-            data["auth"][name] = draw(
-                JSON_VALUES | st.sampled_from(["HS256", "github_app", "none"])
-            )
-    return data
-
-
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(entries=st.lists(fuzzed_entries(), min_size=1, max_size=2))
-def test_any_json_is_imported_or_refused_cleanly(tmp_path, entries):
-    """reference.md import: whatever JSON an entry holds, import either succeeds or raises
-    InvalidConfiguration (one line, no secret): never another exception."""
-    from integrations.configfile import import_config
-    from integrations.exceptions import InvalidConfiguration
-
-    try:
-        import_config({"integrations": entries}, base_dir=tmp_path)
-    except InvalidConfiguration as exc:
-        assert "\n" not in str(exc) and CANARY not in str(exc)
-
-
-NAN_OR_INFINITY = "NaN and Infinity are not JSON numbers"
-NUL = "must not contain NUL characters"
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"auth": {"key_id": float("inf")}}, f"billing: auth: {NAN_OR_INFINITY}"),
-        (
-            {"test_request": {"path": "health", "expect_status": [float("-inf")]}},
-            f"billing: test_request: {NAN_OR_INFINITY}",
-        ),
-        ({"auth": {"claims": {"iss": "sh\x00op", "aud": "b"}}}, f"billing: auth: {NUL}"),
-        ({"auth": {"claims": {"\x00": "x", "aud": "b"}}}, f"billing: auth: {NUL}"),
-        ({"test_request": {"path": "he\x00alth"}}, f"billing: test_request: {NUL}"),
-        ({"name": "Bill\x00ing"}, f"billing: name: {NUL}"),
-        ({"slug": "bill\x00ing"}, "entry #1: slug: Enter a valid"),
-        ({"name": "Bill\ud800"}, "billing: name: must be valid Unicode"),
-        ({"auth": {"claims": {"iss": "\udc00", "aud": "b"}}}, "billing: auth: must be valid"),
-    ],
-)
-def test_values_postgresql_cannot_store_are_refused(tmp_path, monkeypatch, change, message):
-    """Python's json accepts NaN, Infinity and lone surrogates, and SQLite keeps NUL
-    characters; JSON, UTF-8 and PostgreSQL refuse them. Such an entry is refused naming
-    its field, on every database, instead of failing at the query."""
-    from integrations.configfile import import_config
-    from integrations.exceptions import InvalidConfiguration
-
-    monkeypatch.setenv("BILLING_SECRET", HMAC_SECRET)
-    data = entry()
-    for name, value in change.items():
-        data[name] = {**data[name], **value} if isinstance(data[name], dict) else value
-    with pytest.raises(InvalidConfiguration, match=re.escape(message)):
-        import_config({"integrations": [data]}, base_dir=tmp_path)
-    assert not Integration.objects.exists()
-
-
-def test_secret_that_is_not_unicode_text_is_refused(tmp_path, monkeypatch):
-    """A secret spelled with a lone surrogate in the file, or an environment variable
-    holding non-UTF-8 bytes, is refused naming its source (it could not be encrypted)."""
-    from integrations.configfile import import_config
-    from integrations.exceptions import InvalidConfiguration
-
-    monkeypatch.setenv("NOT_UTF8", "k8Jq2vX9mZ4pL7wR1tY6nB3cF5hD0gS-aE\udcff")
-    for key, source in [
-        ("k8Jq2vX9mZ4pL7wR1tY6nB3cF5hD0gS-aE\ud800", "the value"),
-        ({"env": "NOT_UTF8"}, "environment variable NOT_UTF8"),
-    ]:
-        data = {"integrations": [entry(auth={"key": key})]}
-        with pytest.raises(InvalidConfiguration, match=f"auth.key: {source} is not valid Unicode"):
-            import_config(data, base_dir=tmp_path)
-    assert not Integration.objects.exists()
-
-
-def test_unreadable_secret_source_has_its_own_exception_type(tmp_path):
-    """Callers of import_config can tell an unreadable secret source (SecretUnavailable,
-    an InvalidConfiguration) from other configuration errors."""
-    from integrations.configfile import import_config
-    from integrations.exceptions import SecretUnavailable
-
-    for secret in ({"env": "NOT_SET_ANYWHERE_42"}, {"file": "missing.pem"}):
-        data = {"integrations": [entry(auth={"key": secret})]}
-        with pytest.raises(SecretUnavailable, match="billing: auth.key: "):
-            import_config(data, base_dir=tmp_path)
 
 
 def test_dry_run_validates_everything_and_writes_nothing(tmp_path):
