@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from integrations.tokens.custody import signer_cache
 from tests.signers.devices import SOFTHSM_MODULE, moto_kms, softhsm_token
 
 
@@ -27,3 +28,15 @@ def kms() -> Iterator[dict[str, Any]]:
     pytest.importorskip("moto.server", reason="moto[server] is not installed (requirements-dev)")
     with moto_kms() as server:
         yield server
+
+
+@pytest.fixture
+def pin_env(monkeypatch: pytest.MonkeyPatch, softhsm: dict[str, Any]) -> None:
+    monkeypatch.setenv("HSM_PIN", softhsm["pin"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signers() -> Any:
+    signer_cache.clear()
+    yield
+    signer_cache.clear()
