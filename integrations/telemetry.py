@@ -64,13 +64,14 @@ Attributes = dict[str, str | int]
 class _Instruments:
     """The tracer and the two metric instruments, from one pair of providers."""
 
-    __slots__ = ("tracer", "duration", "token_requests", "lost_rows")
+    __slots__ = ("tracer", "duration", "token_requests", "lost_rows", "providers")
 
     def __init__(
         self,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
+        self.providers = (tracer_provider, meter_provider)
         # Without explicit providers these are the API's proxies: they follow whatever
         # global providers the site sets, before or after this import.
         self.tracer: Tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
@@ -105,6 +106,21 @@ def use_providers(
     global _instruments
     if ENABLED:
         _instruments = _Instruments(tracer_provider, meter_provider)
+
+
+def flush() -> None:
+    """Export what the site's providers still hold (a worker process about to exit
+    without the interpreter's exit hooks, integrations/fanout.py)."""
+    if _instruments is None:
+        return
+    tracer_provider, meter_provider = _instruments.providers
+    for provider in (
+        tracer_provider or trace.get_tracer_provider(),
+        meter_provider or metrics.get_meter_provider(),
+    ):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is not None:
+            force_flush()
 
 
 def names(integration: IntegrationLike) -> tuple[str, str | None]:

@@ -14,16 +14,15 @@ connection and works on SQLite as well as PostgreSQL.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from . import alerts, calllog, health
+from . import alerts, calllog, fanout, health
 from .accounts import build_account_provider
 from .http import IntegrationSession
 from .http.outcome import Outcome
@@ -35,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PARALLEL = 8
 WRITE_BATCH = 200
+# Test calls per worker process that a run needs before default_processes forks one
+# more: below it the fork and the new connections cost more than the CPU they add.
+CALLS_PER_PROCESS = 1000
 
 # What run_tests takes: an integration (called without an account), or an integration
 # and the account to call it for (docs/reference.md, Accounts).
@@ -124,6 +126,15 @@ def default_parallel(count: int) -> int:
     return max(1, min(DEFAULT_PARALLEL, count))
 
 
+def default_processes(count: int, parallel: int) -> int:
+    """Worker processes for ``count`` test calls ``parallel`` at a time when the operator
+    does not say: one per CPU once there are CALLS_PER_PROCESS calls for each, never
+    more than the calls in flight; 1 where the platform cannot fork."""
+    if not fanout.can_fork():
+        return 1
+    return max(1, min(os.cpu_count() or 1, count // CALLS_PER_PROCESS, parallel))
+
+
 def perform(
     integration: Integration,
     *,
@@ -195,10 +206,12 @@ def run_tests(
     *,
     source: str,
     parallel: int | None = None,
+    processes: int = 1,
     on_result: Callable[[TestResult], None] | None = None,
 ) -> list[TestResult]:
     """Fire each integration's test request, ``parallel`` at a time, and log every one;
-    returns the results in input order.
+    returns the results in input order. With ``processes`` > 1 the calls run on that
+    many forked worker processes (integrations/fanout.py), ``parallel`` in all.
 
     Only the calling thread writes to the database, in batches: SQLite allows one writer
     at a time, and a batch costs one commit instead of one per row. ``on_result`` is
@@ -208,7 +221,15 @@ def run_tests(
     threads = parallel if parallel is not None else default_parallel(len(integrations))
     rows: list[CallLog | None] = [None] * len(integrations)
     unsaved: list[CallLog] = []
-    for index, row in _completed(integrations, source, threads):
+
+    def work(target: Target) -> CallLog:
+        return _unsaved_row(target, source)
+
+    codec = fanout.Codec(_row_values, _row_from(integrations), _lost_row(integrations, source))
+    completed = fanout.fan_out(
+        integrations, work, threads=threads, processes=processes, codec=codec
+    )
+    for index, row in completed:
         rows[index] = row
         unsaved.append(row)
         if len(unsaved) >= WRITE_BATCH:
@@ -235,15 +256,12 @@ def _unsaved_row(target: Target, source: str) -> CallLog:
     """The test call as an unsaved ``CallLog``; touches no database, so it runs on any
     thread. An unexpected error becomes a failed result, so one broken integration never
     stops a run over the others."""
-    integration, account = target if isinstance(target, tuple) else (target, None)
+    integration, account = _split(target)
     try:
         outcome, ok, error = perform(integration, source=source, account=account)
     except Exception as exc:
         logger.exception("test call for %s failed unexpectedly", integration.slug)
-        return CallLog(
-            integration=integration, account=account, source=source, is_test=True, ok=False,
-            error=calllog.describe_error(exc),
-        )
+        return _failed_row(target, source, calllog.describe_error(exc))
     return calllog.build_row(
         integration, source, outcome, ok=ok, is_test=True, error=error, account=account
     )
@@ -261,34 +279,42 @@ def _save(rows: list[CallLog]) -> None:
     rows.clear()
 
 
-def _completed(
-    integrations: Sequence[Target], source: str, threads: int
-) -> Iterator[tuple[int, CallLog]]:
-    """(index, row) pairs as calls finish, from ``threads`` threads."""
-    if threads <= 1 or len(integrations) <= 1:
-        for index, integration in enumerate(integrations):
-            yield index, _unsaved_row(integration, source)
-        return
-    todo: queue.SimpleQueue[tuple[int, Target]] = queue.SimpleQueue()
-    for item in enumerate(integrations):
-        todo.put(item)
-    done: queue.SimpleQueue[tuple[int, CallLog]] = queue.SimpleQueue()
+def _split(target: Target) -> tuple[Integration, Account | None]:
+    return target if isinstance(target, tuple) else (target, None)
 
-    def work() -> None:
-        while True:
-            try:
-                index, integration = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put((index, _unsaved_row(integration, source)))
 
-    pool = [
-        threading.Thread(target=work, name=f"integrations-test-{n}", daemon=True)
-        for n in range(min(threads, len(integrations)))
-    ]
-    for thread in pool:
-        thread.start()
-    for _ in integrations:
-        yield done.get()
-    for thread in pool:
-        thread.join()
+def _failed_row(target: Target, source: str, error: str) -> CallLog:
+    integration, account = _split(target)
+    return CallLog(
+        integration=integration, account=account, source=source, is_test=True, ok=False,
+        error=error,
+    )
+
+
+# A row crossing from a worker process (fanout.Codec): its column values without the
+# integration and account, which the calling process has as objects already.
+_SENT_FIELDS = [
+    field.attname
+    for field in CallLog._meta.local_concrete_fields
+    if not field.primary_key and field.attname not in ("integration_id", "account_id")
+]
+
+
+def _row_values(row: CallLog) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _SENT_FIELDS}
+
+
+def _row_from(targets: Sequence[Target]) -> Callable[[int, dict[str, Any]], CallLog]:
+    def unpack(index: int, values: dict[str, Any]) -> CallLog:
+        integration, account = _split(targets[index])
+        return CallLog(integration=integration, account=account, **values)
+
+    return unpack
+
+
+def _lost_row(targets: Sequence[Target], source: str) -> Callable[[int, str], CallLog]:
+    def lost(index: int, reason: str) -> CallLog:
+        logger.error("test call for %s not reported: %s", _split(targets[index])[0].slug, reason)
+        return _failed_row(targets[index], source, reason)
+
+    return lost

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "integrations.models": 5,
     "integrations.http": 6,
     "integrations.telemetry": 6,
+    "integrations.fanout": 7,  # threads and forked worker processes for many calls
     "integrations.calllog": 7,
     "integrations.rotation": 7,
     "integrations.discovery_cache": 7,  # issuer metadata read on save, through http

@@ -3,7 +3,10 @@ retention (reference.md: models, Call log; security.md #9, #10, #27, #29)."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import io
+import pickle
 from datetime import timedelta
 
 import pytest
@@ -13,6 +16,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
+from integrations.exceptions import SecretDecryptionError
 from integrations.models import CallLog, Integration
 from tests.keys import CANARY, HMAC_SECRET, ec_pem
 
@@ -102,7 +106,29 @@ def test_auth_fingerprint_follows_auth_changes(make_integration):
     integration.auth_config = {**integration.auth_config, "lifetime": 60}
     third = integration.auth_fingerprint
     integration.base_url = "http://127.0.0.1:10/api/"
-    assert len({first, second, third, integration.auth_fingerprint}) == 4
+    fourth = integration.auth_fingerprint
+    integration.auth_config["lifetime"] = 30  # changed in place: no new dict to notice
+    assert len({first, second, third, fourth, integration.auth_fingerprint}) == 5
+
+
+def test_decrypted_secrets_kept_on_the_instance_never_leave_it(make_integration):
+    """security.md #9, #29: get_secrets keeps what it decrypted on the instance (one
+    decryption for a run over 10,000 accounts), but a pickle or a copy of the instance
+    holds none of it, a caller's change to the returned dict does not stick, and a new
+    ciphertext or key ring is decrypted anew (failing closed without the key)."""
+    integration = make_integration(secrets={"key": HMAC_SECRET})
+    secrets = integration.get_secrets()
+    secrets["key"] = "changed by the caller"
+    assert integration.get_secrets() == {"key": HMAC_SECRET}
+    for held in (pickle.dumps(integration), repr(copy.copy(integration).__dict__)):
+        assert CANARY not in str(held)
+    assert copy.deepcopy(integration).get_secrets() == {"key": HMAC_SECRET}
+    integration.update_secrets({"key": HMAC_SECRET[::-1]})
+    assert integration.get_secrets() == {"key": HMAC_SECRET[::-1]}
+    other_key = base64.urlsafe_b64encode(bytes(32)).decode()
+    with override_settings(INTEGRATIONS_ENCRYPTION_KEYS=[other_key]):
+        with pytest.raises(SecretDecryptionError):
+            integration.get_secrets()
 
 
 def test_str_and_repr_hold_no_secret(make_integration):

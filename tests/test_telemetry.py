@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -262,3 +262,21 @@ def test_session_skips_telemetry_when_disabled(otel, api, monkeypatch):
     monkeypatch.setattr(telemetry, "traced", None)  # would raise if called
     assert services.get_session("billing").get("items").status_code == 200
     assert otel.finished() == []
+
+
+def test_flush_exports_what_a_batch_processor_still_holds() -> None:
+    """A forked test-run worker (integrations/fanout.py) exits without the interpreter's
+    exit hooks: telemetry.flush() is what exports its last spans."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    telemetry.use_providers(provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("held"):
+            pass
+        assert exporter.get_finished_spans() == ()
+        telemetry.flush()
+        assert [span.name for span in exporter.get_finished_spans()] == ["held"]
+    finally:
+        telemetry.use_providers()
+        provider.shutdown()

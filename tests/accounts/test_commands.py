@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from integrations.fanout import can_fork
 from integrations.models import Account, CallLog, Integration
 from tests.accounts.emulators import GitHubEmulator
 from tests.accounts.helpers import add_accounts, github_app
@@ -80,6 +81,24 @@ def test_test_all_covers_each_enabled_account(
     assert all(r["ok"] for r in results if r["slug"] == "gh"), ran.err
     assert dict(github.token_requests) == {"11": 1, "12": 1, "13": 1, "15": 1}
     assert CallLog.objects.filter(account__key="alpha", is_test=True).count() == 1
+
+
+@pytest.mark.skipif(not can_fork(), reason="needs fork()")
+def test_test_all_on_worker_processes_logs_every_account_once(
+    github: GitHubEmulator, app: Integration
+) -> None:
+    """--processes 2: the workers make the calls (one token request per account, the
+    token checked to be that account's by the emulator), this process logs them."""
+    manage("integrations_accounts", "gh", "--sync")
+    ran = manage("integrations_test", "--all", "--parallel", "4", "--processes", "2", "--json")
+
+    assert ran.code == 0, ran.err
+    results = json.loads(ran.out)
+    assert sorted(r["account"] for r in results) == sorted(INSTALLATIONS.values())
+    assert all(r["ok"] and r["log_id"] for r in results), results
+    assert dict(github.token_requests) == {str(n): 1 for n in INSTALLATIONS}
+    assert CallLog.objects.filter(integration=app, is_test=True, ok=True).count() == 5
+    assert manage("integrations_test", "--all", "--processes", "0").code == 2
 
 
 def test_account_option_on_commands(github: GitHubEmulator, app: Integration) -> None:

@@ -10,7 +10,16 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from integrations.calllog import describe_error
 from integrations.models import Account, CallSource, Integration
 from integrations.tasks import enqueue_tests
-from integrations.testcalls import DEFAULT_PARALLEL, Target, TestResult, run_tests, targets
+from integrations.testcalls import (
+    CALLS_PER_PROCESS,
+    DEFAULT_PARALLEL,
+    Target,
+    TestResult,
+    default_parallel,
+    default_processes,
+    run_tests,
+    targets,
+)
 
 SLOWEST_SHOWN = 3
 
@@ -45,6 +54,13 @@ class Command(BaseCommand):
             help=f"test calls in flight at once (default: up to {DEFAULT_PARALLEL})",
         )
         parser.add_argument(
+            "--processes",
+            type=int,
+            metavar="N",
+            help="worker processes sharing the --parallel calls (default: one per CPU "
+            f"once there are {CALLS_PER_PROCESS:,} test calls for each; 1 = this process)",
+        )
+        parser.add_argument(
             "--enqueue",
             action="store_true",
             help="enqueue one background task per integration (TASKS setting) and print "
@@ -55,6 +71,8 @@ class Command(BaseCommand):
         parallel = options["parallel"]
         if parallel is not None and parallel < 1:
             raise CommandError("--parallel must be at least 1", returncode=2)
+        if options["processes"] is not None and options["processes"] < 1:
+            raise CommandError("--processes must be at least 1", returncode=2)
         selected = self.select(slugs, every=options["all"], only_failed=options["only_failed"])
         integrations: list[Target]
         if options["account"] is not None:
@@ -73,10 +91,14 @@ class Command(BaseCommand):
             return
         started = time.perf_counter()
         progress = Progress(self, len(integrations)) if self.stderr.isatty() else None
+        processes = options["processes"] or default_processes(
+            len(integrations), parallel or default_parallel(len(integrations))
+        )
         results = run_tests(
             integrations,
             source=CallSource.COMMAND,
             parallel=parallel,
+            processes=processes,
             on_result=progress.update if progress else None,
         )
         if progress:
