@@ -126,8 +126,10 @@ _CONVERTED = [
 ]
 _FAST_VENDORS = {"sqlite", "postgresql", "mysql"}
 # The row's own transaction on PostgreSQL does not wait for its WAL record to reach the
-# disk (docs/service.md, the call log): appended to the INSERT, so one round trip.
-_ASYNC_COMMIT = "; SET LOCAL synchronous_commit TO OFF"
+# disk (docs/service.md, the call log). set_config(..., true) is SET LOCAL as an
+# expression: in the INSERT's own FROM, the statement stays one statement, so it can be
+# sent with server-side binding in one round trip.
+_ASYNC_COMMIT = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
 _insert_sql: dict[tuple[str, str], str] = {}
 
 
@@ -139,16 +141,16 @@ def _quoted_columns(connection: Any) -> str:
     return ", ".join(connection.ops.quote_name(_column(field)) for field in _INSERT_FIELDS)
 
 
-def _sql(connection: Any) -> str:
+def _sql(connection: Any, *, values: str = "VALUES ({})") -> str:
     """The INSERT for one row, built once per database: ``Model.save()`` compiles the
     statement anew every time, which made it most of a logged call's overhead."""
-    key = (connection.alias, connection.vendor)
+    key = (connection.alias, values)
     if key not in _insert_sql:
         # Only the model's own table and column names go in, quoted; values are params.
-        _insert_sql[key] = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        _insert_sql[key] = "INSERT INTO {} ({}) {}".format(  # noqa: S608
             connection.ops.quote_name(CallLog._meta.db_table),
             _quoted_columns(connection),
-            ", ".join(["%s"] * len(_INSERT_FIELDS)),
+            values.format(", ".join(["%s"] * len(_INSERT_FIELDS))),
         )
     return _insert_sql[key]
 
@@ -167,13 +169,6 @@ def _uninstrumented(connection: Any) -> bool:
     return not (connection.queries_logged or connection.execute_wrappers)
 
 
-def _psycopg3(connection: Any) -> bool:
-    """psycopg 3 with client-side binding (Django's default): it sends a statement and
-    its values as one simple query, so two statements go in one round trip."""
-    options = connection.settings_dict.get("OPTIONS") or {}
-    return _driver(connection) == "psycopg" and not options.get("server_side_binding")
-
-
 def _driver(connection: Any) -> str:
     """The DB-API module's name: "psycopg" (3) or "psycopg2" on PostgreSQL."""
     return str(connection.Database.__name__)
@@ -189,22 +184,16 @@ def _commits_alone(connection: Any) -> bool:
 def _postgresql_statement(connection: Any, returning: bool) -> str:
     """The INSERT on PostgreSQL: RETURNING the pk if asked, and with an asynchronous
     commit when it is its own transaction (unless INTEGRATIONS_LOG_SYNCHRONOUS_COMMIT)."""
-    asynchronous = (
-        not app_settings.LOG_SYNCHRONOUS_COMMIT
-        and _psycopg3(connection)
-        and _commits_alone(connection)
-    )
-    pk = connection.ops.quote_name(_column(CallLog._meta.pk)) if returning else ""
-    return _postgresql_sql(_sql(connection), pk, asynchronous)
+    asynchronous = not app_settings.LOG_SYNCHRONOUS_COMMIT and _commits_alone(connection)
+    sql = _sql(connection, values="SELECT {}" + _ASYNC_COMMIT) if asynchronous else _sql(connection)
+    if returning:
+        return _returning(sql, connection.ops.quote_name(_column(CallLog._meta.pk)))
+    return sql
 
 
 @functools.cache
-def _postgresql_sql(sql: str, returning: str, asynchronous: bool) -> str:
-    if returning:
-        sql += " RETURNING " + returning
-    # After the INSERT, so a RETURNING row is the first result; SET LOCAL applies to
-    # the implicit transaction that a multi-statement query runs in.
-    return sql + _ASYNC_COMMIT if asynchronous else sql
+def _returning(sql: str, pk: str) -> str:
+    return f"{sql} RETURNING {pk}"
 
 
 # Per thread (as Django's connections are), per database alias: (driver connection, its
@@ -214,11 +203,15 @@ _cursors = threading.local()
 
 def _driver_cursor(connection: Any) -> Any:
     """The driver's own cursor on ``connection``, made once per driver connection:
-    making one costs about a fifth of a logged INSERT on PostgreSQL."""
+    making one costs about a fifth of a logged INSERT on PostgreSQL. On psycopg 3 it
+    binds on the server (Django's cursors bind on the client, in Python: twice the CPU
+    for this INSERT), never as a prepared statement (which a pooler in transaction mode
+    such as PgBouncer may not carry from one transaction to the next)."""
     raw = connection.connection
     kept = getattr(_cursors, connection.alias, None)
     if kept is None or kept[0] is not raw or kept[1].closed:
-        kept = (raw, raw.cursor())
+        psycopg3 = _driver(connection) == "psycopg"
+        kept = (raw, connection.Database.Cursor(raw) if psycopg3 else raw.cursor())
         setattr(_cursors, connection.alias, kept)
     return kept[1]
 
@@ -257,7 +250,10 @@ def insert(values: dict[str, Any], connection: Any, *, returning: bool = False) 
             # (thread checks, wrappers, the query log) costs as much as the driver.
             with connection.wrap_database_errors:
                 cursor = _driver_cursor(connection)
-                cursor.execute(sql, params)
+                if _driver(connection) == "psycopg":
+                    cursor.execute(sql, params, prepare=False)
+                else:
+                    cursor.execute(sql, params)
                 return int(cursor.fetchone()[0]) if returning else None
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
