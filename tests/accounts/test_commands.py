@@ -101,6 +101,21 @@ def test_test_all_on_worker_processes_logs_every_account_once(
     assert manage("integrations_test", "--all", "--processes", "0").code == 2
 
 
+def test_enqueue_json_names_slug_and_account_apart(
+    github: GitHubEmulator, app: Integration
+) -> None:
+    """As a run's results do: "slug" is the integration's, "account" the account's key."""
+    manage("integrations_accounts", "gh", "--sync")
+    ran = manage("integrations_test", "gh", "--enqueue", "--json")
+
+    assert ran.code == 0, ran.err
+    items = json.loads(ran.out)
+    assert {(item["slug"], item["account"]) for item in items} == {
+        ("gh", key) for key in INSTALLATIONS.values()
+    }
+    assert all(item["task_id"] for item in items)
+
+
 def test_account_option_on_commands(github: GitHubEmulator, app: Integration) -> None:
     manage("integrations_accounts", "gh", "--sync")
     ran = manage("integrations_test", "gh", "--account", "beta", "--json")

@@ -162,15 +162,17 @@ class Command(BaseCommand):
         except Exception as exc:
             # The engine is unreachable or misconfigured (Redis down, queue unknown).
             raise CommandError(f"could not enqueue: {describe_error(exc)}", returncode=1) from None
-        pairs = [(label(i), r) for i, r in zip(integrations, results, strict=True)]
+        pairs = list(zip(integrations, results, strict=True))
         if as_json:
-            self.stdout.write(json.dumps(
-                [{"slug": slug, "task_id": r.id, "status": str(r.status)} for slug, r in pairs],
-                indent=2,
-            ))
+            # slug and account apart, as each result of a run (TestResult.as_dict()).
+            enqueued = [
+                {"slug": slug, "account": key, "task_id": r.id, "status": str(r.status)}
+                for (slug, key), r in ((split_label(target), r) for target, r in pairs)
+            ]
+            self.stdout.write(json.dumps(enqueued, indent=2))
         else:
-            for slug, result in pairs:
-                self.stdout.write(f"{result.id}\t{slug}")
+            for target, result in pairs:
+                self.stdout.write(f"{result.id}\t{label(target)}")
         backend = type(results[0].task.get_backend()).__name__
         self.stderr.write(f"Enqueued {len(results)} test call(s) on {backend}.")
 
@@ -196,14 +198,18 @@ class Command(BaseCommand):
         self.stderr.write(self.style.ERROR(line) if failed else self.style.SUCCESS(line))
 
 
+def split_label(item: Target | TestResult) -> tuple[str, str | None]:
+    """(slug, account key or None)."""
+    if isinstance(item, TestResult):
+        return item.slug or "", item.account
+    if isinstance(item, tuple):
+        return item[0].slug, item[1].key if item[1] is not None else None
+    return item.slug, None
+
+
 def label(item: Target | TestResult) -> str:
     """``slug``, or ``slug[account]`` for a call made for an account."""
-    if isinstance(item, TestResult):
-        slug, key = item.slug or "", item.account
-    elif isinstance(item, tuple):
-        slug, key = item[0].slug, item[1].key if item[1] is not None else None
-    else:
-        slug, key = item.slug, None
+    slug, key = split_label(item)
     return f"{slug}[{key}]" if key else slug
 
 
