@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from integrations import configfile
 from integrations.exceptions import InvalidConfiguration
 from integrations.models import Account, Integration
+from tests.commands.helpers import manage
 from tests.keys import CANARY, rsa_pem
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +114,13 @@ def test_dry_run_checks_accounts_and_writes_nothing() -> None:
         configfile.import_config({"integrations": [app_entry([{"key": "a"}])]}, dry_run=True)
     configfile.import_config({"integrations": [app_entry([ACME])]}, dry_run=True)
     assert not Account.objects.exists()
+
+
+def test_the_import_command_says_how_many_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"integrations": [app_entry([ACME, GLOBEX])]}))
+    ran = manage("integrations_import", str(path))
+    assert ran.code == 0, ran.err
+    assert "accounts: 2 new, 0 updated" in ran.err and CANARY not in ran.err
+    path.write_text(json.dumps({"integrations": [app_entry([ACME])]}))
+    assert "accounts: 0 new, 1 updated" in manage("integrations_import", str(path)).err

@@ -34,9 +34,15 @@ class Command(BaseCommand):
                 "integration(s)."
                 + describe("new", result.created)
                 + describe("updated", result.updated)
+                + accounts(result.accounts_created, result.accounts_updated)
             )
         )
 
 
 def describe(label: str, slugs: list[str]) -> str:
     return f"\n  {label}: {', '.join(slugs)}" if slugs else ""
+
+
+def accounts(created: int, updated: int) -> str:
+    """The accounts line, when the file has any (an import never deletes one)."""
+    return f"\n  accounts: {created} new, {updated} updated" if created or updated else ""
