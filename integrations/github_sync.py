@@ -35,6 +35,9 @@ class SyncResult:
     added: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    # Kept accounts installed again (a new installation id) but disabled: by an earlier
+    # sync or by hand, which the sync cannot tell apart, so an operator enables them.
+    reinstalled_disabled: list[str] = field(default_factory=list)
 
 
 def list_installations(integration: Integration) -> dict[str, str]:
@@ -131,6 +134,8 @@ def sync_installations(integration: Integration, *, dry_run: bool = False) -> Sy
                 account.options = {**account.options, "installation_id": installation}
                 account.updated_at = now
                 changed.append(account)
+                if not account.enabled:
+                    result.reinstalled_disabled.append(account.key)
         for account in stored.values():
             if account.pk not in seen and account.enabled:
                 account.enabled = False

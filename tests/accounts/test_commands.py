@@ -43,6 +43,7 @@ def test_sync_follows_every_page_is_idempotent_and_disables_the_gone(
         "added": sorted(INSTALLATIONS.values()),
         "kept": [],
         "disabled": [],
+        "reinstalled_disabled": [],
     }
     assert "gh: 5 added, 0 kept, 0 disabled." in ran.err
     assert len(github.server.calls("GET", "/api/v3/app/installations")) == 3  # 2 + 2 + 1
@@ -60,6 +61,12 @@ def test_sync_follows_every_page_is_idempotent_and_disables_the_gone(
         not Account.objects.get(key="beta").enabled and Account.objects.filter(key="zeta").exists()
     )
     assert CANARY not in third.err + third.out and "PRIVATE" not in third.err + third.out
+
+    github.installations[17] = "beta"  # beta's owner installs the app again: a new id
+    fourth = manage("integrations_accounts", "gh", "--sync")
+    assert "installed again, still disabled  beta" in fourth.err
+    beta = Account.objects.get(key="beta")
+    assert (beta.enabled, beta.options) == (False, {"installation_id": "17"})
 
 
 def test_sync_refused_for_other_auth_types(make_integration) -> None:  # type: ignore[no-untyped-def]

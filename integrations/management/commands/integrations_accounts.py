@@ -72,10 +72,17 @@ class Command(BaseCommand):
             self.stderr.write(f"added     {key}")
         for key in result.disabled:
             self.stderr.write(f"disabled  {key}")
+        for key in result.reinstalled_disabled:
+            self.stderr.write(f"installed again, still disabled  {key} (enable it to test it)")
         if as_json:
             self.stdout.write(
                 json.dumps(
-                    {"added": result.added, "kept": result.kept, "disabled": result.disabled},
+                    {
+                        "added": result.added,
+                        "kept": result.kept,
+                        "disabled": result.disabled,
+                        "reinstalled_disabled": result.reinstalled_disabled,
+                    },
                     indent=2,
                 )
             )
