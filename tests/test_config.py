@@ -20,6 +20,7 @@ from integrations.models import Integration
 from tests.child import manage_env, run
 from tests.config_entries import entry, import_file, preset, refused, secret_env, write  # noqa: F401
 from tests.keys import CANARY, HMAC_SECRET, ec_pem, ed25519_pem, rsa_pem
+from tests.oidc.server import self_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -362,3 +363,15 @@ def test_dry_run_validates_everything_and_writes_nothing(tmp_path):
             "--dry-run",
             stderr=io.StringIO(),
         )
+
+
+def test_a_client_certificate_near_expiry_is_imported_with_a_warning(tmp_path, monkeypatch):
+    """security.md #35: as the admin form does, the import says that the client
+    certificate expires within 30 days (and still imports it); no key in the output."""
+    monkeypatch.setenv("BILLING_CERT", self_signed("billing", days=10)[0])
+    path = write(tmp_path, entry("billing", client_certificate={"env": "BILLING_CERT"}))
+    err = import_file(path)
+    assert "warning: billing: the client certificate expires on" in err and " days)" in err
+    assert "PRIVATE KEY" not in err
+    monkeypatch.setenv("BILLING_CERT", self_signed("billing", days=90)[0])
+    assert "warning" not in import_file(path)

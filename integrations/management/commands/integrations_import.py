@@ -5,8 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from integrations.certificates import stored_certificate
 from integrations.configfile import import_config, read_file
 from integrations.exceptions import IntegrationError
+from integrations.models import Integration
 
 
 class Command(BaseCommand):
@@ -37,6 +39,19 @@ class Command(BaseCommand):
                 + accounts(result.accounts_created, result.accounts_updated)
             )
         )
+        if not dry_run:
+            self.warn_certificates(result.created + result.updated)
+
+    def warn_certificates(self, slugs: list[str]) -> None:
+        """A client certificate that expires within 30 days is imported, and said so
+        (as the admin form says it): the import is when someone can still renew it."""
+        for integration in Integration.objects.filter(slug__in=slugs).order_by("slug"):
+            try:
+                certificate = stored_certificate(integration)
+            except IntegrationError:
+                continue  # refused on import already; nothing new to say here
+            for warning in certificate.warnings if certificate else ():
+                self.stderr.write(self.style.WARNING(f"warning: {integration.slug}: {warning}"))
 
 
 def describe(label: str, slugs: list[str]) -> str:
