@@ -231,9 +231,18 @@ class CallLog(models.Model):
     """One call to a remote API (its retries counted in ``attempts``), redacted."""
 
     # No index of its own: calllog_integration_latest starts with it, and every index
-    # is one more B-tree written per logged call.
+    # is one more B-tree written per logged call. No constraint in the database either
+    # (both foreign keys): each logged row would run a referential check that locks the
+    # integration's row FOR KEY SHARE, which under concurrent calls makes PostgreSQL
+    # build a MultiXact for that one hot row (measured: 32 threads insert 15% fewer rows
+    # a second). Django still cascades deletes; a row logged while its integration or
+    # account is being deleted may outlive it until pruned.
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="call_logs", db_index=False
+        Integration,
+        on_delete=models.CASCADE,
+        related_name="call_logs",
+        db_index=False,
+        db_constraint=False,
     )
     source = models.CharField(max_length=10, choices=CallSource.choices)
     is_test = models.BooleanField(default=False)
@@ -257,6 +266,7 @@ class CallLog(models.Model):
         blank=True,
         related_name="call_logs",
         db_index=False,
+        db_constraint=False,
     )
 
     class Meta:

@@ -17,7 +17,7 @@ import pytest
 from django.db import OperationalError, connection, transaction
 
 from integrations import services
-from integrations.calllog import BackgroundWriter, insert, row_values
+from integrations.calllog import BackgroundWriter, insert, prune_call_logs, row_values
 from integrations.http.outcome import Outcome
 from integrations.models import CallLog
 from tests.child import ROOT, clean_env
@@ -211,3 +211,61 @@ def test_a_normal_stop_writes_every_queued_row_and_kill_9_loses_them(tmp_path):
     with sqlite3.connect(database) as db:
         urls = [url for (url,) in db.execute(f"SELECT url FROM {CallLog._meta.db_table}")]
     assert sorted(urls) == sorted(f"http://127.0.0.1:9/stopped/{n}" for n in range(25))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_hold_their_parents_without_database_constraints(make_integration):
+    """No foreign-key constraint in the database (no FOR KEY SHARE lock on the
+    integration per logged row), yet deletes still reach the rows through Django: an
+    integration takes its rows with it, an account leaves them with no account. A row
+    written while its integration is being deleted is kept, not lost."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, CallLog._meta.db_table)
+    assert not [name for name, about in constraints.items() if about["foreign_key"]]
+
+    integration, other = make_integration(), make_integration("other")
+    account = integration.accounts.create(key="acme")
+    values = {**values_for(integration), "account_id": account.pk}
+    kept = insert.write("billing", dict(values), returning=True)
+    account.delete()
+    assert CallLog.objects.get(pk=kept).account_id is None
+
+    gone_id = integration.pk
+    integration.delete()
+    assert not CallLog.objects.filter(integration_id=gone_id).exists()
+    lost = insert.lost_rows.count
+    late = insert.write("billing", {**values_for(other), "integration_id": gone_id})
+    assert late is None and insert.lost_rows.count == lost
+    assert CallLog.objects.filter(integration_id=gone_id).count() == 1
+    assert prune_call_logs(older_than_days=0) == 1  # the orphan goes with its age
+    assert not CallLog.objects.exists()
+
+
+@pytest.mark.skipif(not POSTGRES, reason="prepared statements are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_insert_is_prepared_only_as_the_site_allows(server, make_integration):
+    """Django's default (``OPTIONS["prepare_threshold"]`` unset) never prepares, which
+    any pooler accepts; a site that sets a threshold gets the INSERT prepared too, and
+    the server stops planning it for every row."""
+    server.route("GET", "/api/x", lambda r: Reply(200, {}))
+    make_integration(base_url=f"{server.url}/api/")
+
+    def prepared_inserts() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                [f"INSERT INTO {connection.ops.quote_name(CallLog._meta.db_table)}%"],
+            )
+            return int(cursor.fetchone()[0])
+
+    for _ in range(3):
+        services.request("billing", "GET", "x")
+    assert prepared_inserts() == 0
+    connection.connection.prepare_threshold = 0  # what OPTIONS["prepare_threshold"] sets
+    try:
+        for _ in range(2):
+            services.request("billing", "GET", "x")
+        assert prepared_inserts() == 1
+    finally:
+        connection.connection.prepare_threshold = None
+    assert CallLog.objects.count() == 5

@@ -205,8 +205,9 @@ def _driver_cursor(connection: Any) -> Any:
     """The driver's own cursor on ``connection``, made once per driver connection:
     making one costs about a fifth of a logged INSERT on PostgreSQL. On psycopg 3 it
     binds on the server (Django's cursors bind on the client, in Python: twice the CPU
-    for this INSERT), never as a prepared statement (which a pooler in transaction mode
-    such as PgBouncer may not carry from one transaction to the next)."""
+    for this INSERT), and is prepared only as the site's ``OPTIONS["prepare_threshold"]``
+    says (never, by Django's default: a pooler in transaction mode older than PgBouncer
+    1.21 does not carry a prepared statement from one transaction to the next)."""
     raw = connection.connection
     kept = getattr(_cursors, connection.alias, None)
     if kept is None or kept[0] is not raw or kept[1].closed:
@@ -250,10 +251,7 @@ def insert(values: dict[str, Any], connection: Any, *, returning: bool = False) 
             # (thread checks, wrappers, the query log) costs as much as the driver.
             with connection.wrap_database_errors:
                 cursor = _driver_cursor(connection)
-                if _driver(connection) == "psycopg":
-                    cursor.execute(sql, params, prepare=False)
-                else:
-                    cursor.execute(sql, params)
+                cursor.execute(sql, params)
                 return int(cursor.fetchone()[0]) if returning else None
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -159,3 +159,23 @@ def test_count_is_exact_elsewhere(make_integration):
     for _ in range(3):
         log(integration)
     assert EstimatedCountPaginator(CallLog.objects.all(), 50).count == 3
+
+
+def test_a_row_that_outlived_its_parents_breaks_no_page(as_user, make_integration):
+    """A row logged while its integration or account was being deleted (the call log
+    has no database constraints) is left out of the list or shown without an account."""
+    integration = make_integration()
+    account = integration.accounts.create(key="acme")
+    log(integration, url="http://127.0.0.1:9/api/kept", account=account)
+    CallLog.objects.filter(account=account).update(account_id=account.pk + 1000)
+    other = make_integration("other")
+    orphan = log(other, url="http://127.0.0.1:9/api/orphan")
+    CallLog.objects.filter(pk=orphan.pk).update(integration_id=other.pk + 1000)
+    client = as_user("viewer")
+    listing = client.get(LIST)
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "/api/kept" in page and "/api/orphan" not in page
+    change = reverse("admin:integrations_integration_change", args=[integration.pk])
+    assert client.get(change).status_code == 200
+    assert client.get(LIST, {"account": "acme"}).status_code == 200
