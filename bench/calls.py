@@ -58,12 +58,11 @@ THREADED_CALLS = 10_000
 SQLITE_FILE = Path(tempfile.gettempdir()) / "integrations-bench-calls.sqlite3"
 POSTGRES_DATABASE = "integrations_bench"
 
-
 def json_response(body: bytes) -> bytes:
     """A keep-alive HTTP/1.1 200 answer with this JSON body."""
-    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body),
-        body,
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
     )
 
 
@@ -200,7 +199,7 @@ def _floor_of_in_call_writers(
         cursor = insert._driver_cursor(connection)
 
         def write() -> None:
-            cursor.execute(sql, params, prepare=False)
+            cursor.execute(sql, params)  # prepared as ours would be
 
     def floor() -> requests.Response:
         response = call()
@@ -370,22 +369,20 @@ def measure() -> None:
             (in_call_name, logged_call, n, in_call),
         ]
         if vendor == "postgresql":
-            clients.append(
+            clients += [
                 (
                     "ours, log_calls=all, postgresql, in the call, LOG_SYNCHRONOUS_COMMIT=True",
                     logged_call,
                     n,
                     {**in_call, "LOG_SYNCHRONOUS_COMMIT": True},
-                )
-            )
-            clients.append(
+                ),
                 (
                     "ours, log_calls=all, postgresql, in the call, OPTIONS prepare_threshold=5",
                     logged_call,
                     n,
                     {**in_call, "prepare_threshold": 5},
-                )
-            )
+                ),
+            ]
         clients += [
             (f"ours, log_calls=all, {vendor}, LOG_WRITER=background", logged_call, n, background),
             ("seed recipe: jwt.encode(payload, pem)", seed_recipe, SEED_CALLS_PER_ROUND, {}),
