@@ -175,7 +175,7 @@ class BackgroundWriter:
                 self.lost += len(rows)
             self._report("lost", len(rows), f"database unavailable ({type(exc).__name__})")
             return
-        # One bad row (say, of an integration deleted meanwhile) must not cost the
+        # One bad row (say, a value a CHECK constraint refuses) must not cost the
         # others theirs: write them one by one, each failure logged on its own.
         for slug, values in rows:
             try:
