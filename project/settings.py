@@ -7,6 +7,7 @@ ring has a fallback unless DEBUG is on.
 import os
 from pathlib import Path
 
+import django
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -92,6 +93,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Health alerts are mailed through Django's default mailer. Django 6.1 names it in
+# MAILERS (EMAIL_BACKEND is deprecated there, and sending without MAILERS warns);
+# EMAIL_BACKEND, SMTP by default, keeps working on 5.2 and 6.0.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": EMAIL_BACKEND}}
+    del EMAIL_BACKEND
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
