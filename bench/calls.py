@@ -174,8 +174,8 @@ def _round(
 def _floor_of_in_call_writers(
     call: Callable[[], requests.Response], slug: str
 ) -> Callable[[], requests.Response]:
-    """``call`` followed by the in-call writer's own INSERT of a prepared row, sent
-    straight on the driver: the least any writer that commits the row before the call
+    """``call`` followed by the in-call writer's own INSERT of a row built once
+    beforehand, sent straight on the driver: the least any writer that commits the row before the call
     returns can cost on this machine (a second round trip, to the database)."""
     from django.db import connection
 

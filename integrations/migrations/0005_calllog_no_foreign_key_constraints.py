@@ -12,20 +12,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0004_calllog_chart_index'),
+        ("integrations", "0004_calllog_chart_index"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='calllog',
-            name='account',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='call_logs', to='integrations.account'),
+            model_name="calllog",
+            name="account",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="call_logs",
+                to="integrations.account",
+            ),
         ),
         migrations.AlterField(
-            model_name='calllog',
-            name='integration',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='call_logs', to='integrations.integration'),
+            model_name="calllog",
+            name="integration",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="call_logs",
+                to="integrations.integration",
+            ),
         ),
     ]
