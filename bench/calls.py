@@ -175,8 +175,9 @@ def _floor_of_in_call_writers(
     call: Callable[[], requests.Response], slug: str
 ) -> Callable[[], requests.Response]:
     """``call`` followed by the in-call writer's own INSERT of a row built once
-    beforehand, sent straight on the driver: the least any writer that commits the row before the call
-    returns can cost on this machine (a second round trip, to the database)."""
+    beforehand, sent straight on the driver: the least any writer that commits the row
+    before the call returns can cost on this machine (a second round trip, to the
+    database)."""
     from django.db import connection
 
     from integrations.calllog import insert, row_values
