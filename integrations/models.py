@@ -273,8 +273,14 @@ class CallLog(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["integration", "-created_at"], name="calllog_integration_latest"),
-            # "Latest calls of one account" (admin, last test per account).
-            models.Index(fields=["account", "-created_at"], name="calllog_account_latest"),
+            # "Latest calls of one account" (admin, last test per account). Only rows with
+            # an account: every query of it names one, and an integration without
+            # accounts would otherwise keep a (NULL, created_at) entry per row.
+            models.Index(
+                fields=["account", "-created_at"],
+                name="calllog_account_latest",
+                condition=models.Q(account__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.utils import timezone
 
@@ -164,6 +165,47 @@ def test_latest_calls_query_uses_the_index(make_integration):
     integration = make_integration()
     plan = CallLog.objects.filter(integration=integration).order_by("-created_at")[:20].explain()
     assert "calllog_integration_latest" in plan
+
+
+def _account_index() -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'calllog_account_latest'"
+            )
+        else:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'calllog_account_latest'")
+        (definition,) = cursor.fetchone()
+    return str(definition).translate(str.maketrans("", "", '"()'))
+
+
+def test_account_index_holds_only_rows_with_an_account(make_integration):
+    """reference.md call log: calllog_account_latest is partial (account_id IS NOT NULL,
+    migration 0006), so rows without an account cost it nothing, and "latest calls of one
+    account" and the last test per account are still answered by it."""
+    assert "WHERE account_id IS NOT NULL" in _account_index()
+    if connection.vendor != "sqlite":
+        return  # query plans of tiny tables differ by database
+    integration = make_integration()
+    account = integration.accounts.create(key="acme", name="Acme")
+    plan = CallLog.objects.filter(account=account).order_by("-created_at")[:20].explain()
+    assert "calllog_account_latest" in plan
+    plan = type(account).objects.with_last_test().explain()
+    assert "calllog_account_latest" in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_partial_account_index_migration_runs_both_ways():
+    """Migration 0006 goes back to the full index and forward again (on PostgreSQL
+    concurrently, outside a transaction), keeping the index's name."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("integrations", "0005_calllog_no_foreign_key_constraints")])
+    try:
+        assert "WHERE" not in _account_index()
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate([("integrations", "0006_calllog_account_index_partial")])
+    assert "WHERE account_id IS NOT NULL" in _account_index()
 
 
 def make_logs(integration: Integration, *ages_in_days: int) -> None:
