@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import sqlite3
+from contextlib import closing
 
 import pytest
 from cryptography.fernet import Fernet
@@ -242,13 +243,13 @@ def test_no_plaintext_in_database_file_or_dumpdata(tmp_path):
     assert dumped.returncode == 0, dumped.stderr
     assert '"slug": "disk"' in dumped.stdout and CANARY not in dumped.stdout
 
-    stored = (
-        sqlite3.connect(tmp_path / "db.sqlite3")
-        .execute("select encrypted_secrets from integrations_integration where slug = 'disk'")
-        .fetchone()[0]
-    )
-    assert stored.startswith(PREFIX)
+    # The files first, as the commands left them: a connection of ours opened before
+    # would add a -wal file that its closing (whenever it is collected) deletes again.
     for path in tmp_path.glob("db.sqlite3*"):
         raw = path.read_bytes()
         assert CANARY.encode() not in raw
         assert CANARY.encode("utf-16-le") not in raw
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as database:
+        query = "select encrypted_secrets from integrations_integration where slug = 'disk'"
+        (stored,) = database.execute(query).fetchone()
+    assert stored.startswith(PREFIX)
