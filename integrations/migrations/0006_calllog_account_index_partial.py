@@ -4,8 +4,8 @@
 # rows, all dead weight to write, vacuum and cache).
 #
 # On PostgreSQL the partial index is built CONCURRENTLY (no lock against the call log's
-# inserts) under a new name, then swapped in under the old one, as 0004 does; other
-# databases drop and create it. Django's state gets the model's index either way.
+# inserts) under a new name, then swapped in under the old one, as 0004 does, through
+# the schema editor's own index operations; other databases drop and create it. Django's state gets the model's index either way.
 
 from django.db import migrations, models
 
@@ -15,28 +15,27 @@ FULL = models.Index(fields=FIELDS, name=NAME)
 PARTIAL = models.Index(fields=FIELDS, name=NAME, condition=models.Q(account__isnull=False))
 
 
-def swap(apps, schema_editor, old, new, where):
+def swap(apps, schema_editor, old, new):
     model = apps.get_model("integrations", "CallLog")
     if schema_editor.connection.vendor != "postgresql":
         schema_editor.remove_index(model, old)
         schema_editor.add_index(model, new)
         return
-    table = schema_editor.quote_name(model._meta.db_table)
-    for statement in (
-        f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}_new",  # left INVALID by an earlier failure
-        f"CREATE INDEX CONCURRENTLY {NAME}_new ON {table} (account_id, created_at DESC){where}",
-        f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}",
-        f"ALTER INDEX {NAME}_new RENAME TO {NAME}",
-    ):
-        schema_editor.execute(statement)
+    staging = new.clone()
+    staging.name = f"{NAME}_new"
+    # Left INVALID by an earlier failure of this migration, if any.
+    schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {staging.name}")
+    schema_editor.add_index(model, staging, concurrently=True)
+    schema_editor.remove_index(model, old, concurrently=True)
+    schema_editor.rename_index(model, staging, new)
 
 
 def partial(apps, schema_editor):
-    swap(apps, schema_editor, FULL, PARTIAL, " WHERE account_id IS NOT NULL")
+    swap(apps, schema_editor, FULL, PARTIAL)
 
 
 def full(apps, schema_editor):
-    swap(apps, schema_editor, PARTIAL, FULL, "")
+    swap(apps, schema_editor, PARTIAL, FULL)
 
 
 class Migration(migrations.Migration):
