@@ -8,8 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 OWN_VARIABLES = {"DATABASE_URL", "CACHE_URL", "ENV_FILE"}
+
+# For tests that fork on purpose (fan_out's workers, a signer's reset at the fork): they
+# fork while this process runs the loopback servers of fixtures on threads, which the
+# child never uses, so Python 3.12+'s warning about forking a multi-threaded process is
+# expected there (a child that did deadlock would fail its test on a timeout).
+FORKS = pytest.mark.filterwarnings(
+    r"ignore:This process \(pid=\d+\) is multi-threaded, use of fork\(\):DeprecationWarning"
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

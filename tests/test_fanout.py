@@ -12,8 +12,9 @@ import pytest
 from django.db import connection
 
 from integrations.fanout import Codec, can_fork, fan_out
+from tests.child import FORKS
 
-pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork()")
+pytestmark = [pytest.mark.skipif(not can_fork(), reason="needs fork()"), FORKS]
 
 IDENTITY: Codec[Any] = Codec(
     pack=lambda result: result,

@@ -15,6 +15,7 @@ from integrations.fanout import can_fork
 from integrations.models import Account, CallLog, Integration
 from tests.accounts.emulators import GitHubEmulator
 from tests.accounts.helpers import add_accounts, github_app
+from tests.child import FORKS
 from tests.commands.helpers import manage
 from tests.keys import CANARY, rsa_pem
 
@@ -90,6 +91,7 @@ def test_test_all_covers_each_enabled_account(
     assert CallLog.objects.filter(account__key="alpha", is_test=True).count() == 1
 
 
+@FORKS
 @pytest.mark.skipif(not can_fork(), reason="needs fork()")
 def test_test_all_on_worker_processes_logs_every_account_once(
     github: GitHubEmulator, app: Integration

@@ -15,6 +15,7 @@ from integrations.exceptions import SigningError
 from integrations.signers import sign_jwt
 from integrations.signers.aws_kms import AwsKmsSigner
 from integrations.signers.base import b64url, hash_for
+from tests.child import FORKS
 from tests.loopback import LoopbackServer, Reply
 from tests.signers.devices import KMS_SPEC_FOR, free_port
 from tests.signers.verify import assert_public, verify
@@ -155,6 +156,7 @@ def _sign_in_child(signer: AwsKmsSigner, queue: Any) -> None:
         queue.put(("error", f"{type(exc).__name__}: {exc}", False))
 
 
+@FORKS
 def test_a_forked_child_makes_its_own_client(kms: dict[str, Any]) -> None:
     signer = _signer(kms, "ES256")
     jwk = signer.public_jwk()

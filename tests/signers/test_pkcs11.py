@@ -12,6 +12,7 @@ import pytest
 from integrations.exceptions import SigningError
 from integrations.signers import sign_jwt
 from integrations.signers.pkcs11 import Pkcs11Signer
+from tests.child import FORKS
 from tests.signers.devices import HSM_KEY_FOR, USER_PIN
 from tests.signers.verify import assert_public, verify
 
@@ -151,6 +152,7 @@ def _wrong_pin_in_fresh_child(softhsm: dict[str, Any], queue: Any) -> None:
         queue.put(str(exc))
 
 
+@FORKS
 def test_a_wrong_pin_is_refused_by_the_token(softhsm: dict[str, Any]) -> None:
     _signer(softhsm, "RS256").sign(b"a.b")  # the parent is logged in with the right PIN
     context = multiprocessing.get_context("fork")
@@ -169,6 +171,7 @@ def _sign_in_child(signer: Pkcs11Signer, queue: Any) -> None:
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+@FORKS
 def test_signing_works_in_a_forked_child_and_after(softhsm: dict[str, Any]) -> None:
     """The child re-initialises the module and logs in again; the parent's session
     is untouched and keeps signing."""
