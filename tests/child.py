@@ -16,7 +16,8 @@ OWN_VARIABLES = {"DATABASE_URL", "CACHE_URL", "ENV_FILE"}
 # For tests that fork on purpose (fan_out's workers, a signer's reset at the fork): they
 # fork while this process runs the loopback servers of fixtures on threads, which the
 # child never uses, so Python 3.12+'s warning about forking a multi-threaded process is
-# expected there (a child that did deadlock would fail its test on a timeout).
+# expected there (a child that deadlocked could not pass its test: its results would
+# never arrive).
 FORKS = pytest.mark.filterwarnings(
     r"ignore:This process \(pid=\d+\) is multi-threaded, use of fork\(\):DeprecationWarning"
 )
