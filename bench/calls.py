@@ -174,6 +174,36 @@ def _round(
     return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
 
 
+def _followed_by(
+    call: Callable[[], requests.Response], sql: str, params: list[Any] | None = None
+) -> Callable[[], requests.Response]:
+    """``call`` followed by ``sql`` (in the driver's own parameter style) sent straight
+    on the driver the in-call writer uses (sqlite3, or its own psycopg cursor), waiting
+    for the answer as it does."""
+    from django.db import connection
+
+    from integrations.calllog import insert
+
+    connection.ensure_connection()
+    if connection.vendor == "sqlite":
+        raw = connection.connection
+
+        def then() -> None:
+            raw.execute(sql, params or ())
+    else:
+        cursor = insert._driver_cursor(connection)
+
+        def then() -> None:
+            cursor.execute(sql, params)  # prepared as ours would be
+
+    def followed() -> requests.Response:
+        response = call()
+        then()
+        return response
+
+    return followed
+
+
 def _floor_of_in_call_writers(
     call: Callable[[], requests.Response], slug: str
 ) -> Callable[[], requests.Response]:
@@ -191,54 +221,18 @@ def _floor_of_in_call_writers(
     values = row_values(
         integration, "api", Outcome("GET", "http://127.0.0.1/api/resource", 0.0), ok=True
     )
-    params = insert._params(values, connection)
     connection.ensure_connection()
     if connection.vendor == "sqlite":
-        sql, raw = insert._qmark(insert._sql(connection)), connection.connection
-
-        def write() -> None:
-            raw.execute(sql, params)
+        sql = insert._qmark(insert._sql(connection))
     else:
         sql = insert._postgresql_statement(connection, returning=False)
-        cursor = insert._driver_cursor(connection)
-
-        def write() -> None:
-            cursor.execute(sql, params)  # prepared as ours would be
-
-    def floor() -> requests.Response:
-        response = call()
-        write()
-        return response
-
-    return floor
+    return _followed_by(call, sql, insert._params(values, connection))
 
 
 def _floor_of_round_trips(call: Callable[[], requests.Response]) -> Callable[[], requests.Response]:
     """``call`` followed by ``SELECT 1`` on the driver: what one database round trip in
     the call costs on this machine before the database does any work for a row."""
-    from django.db import connection
-
-    connection.ensure_connection()
-    if connection.vendor == "sqlite":
-        raw = connection.connection
-
-        def round_trip() -> None:
-            raw.execute("SELECT 1").fetchone()
-    else:
-        from integrations.calllog import insert
-
-        cursor = insert._driver_cursor(connection)
-
-        def round_trip() -> None:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-
-    def floor() -> requests.Response:
-        response = call()
-        round_trip()
-        return response
-
-    return floor
+    return _followed_by(call, "SELECT 1")
 
 
 def _threaded(slug: str, writer: str) -> tuple[float, int, int]:
