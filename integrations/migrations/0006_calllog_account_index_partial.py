@@ -5,7 +5,8 @@
 #
 # On PostgreSQL the partial index is built CONCURRENTLY (no lock against the call log's
 # inserts) under a new name, then swapped in under the old one, as 0004 does, through
-# the schema editor's own index operations; other databases drop and create it. Django's state gets the model's index either way.
+# the schema editor's own index operations; other databases drop and create it.
+# Django's state gets the model's index either way.
 
 from django.db import migrations, models
 
